@@ -1,0 +1,16 @@
+//! Types shared by every OHMS canister and by the clients that call them.
+//!
+//! Everything here is part of the public Candid contract (`candid/*.did`): change a type only
+//! together with the `.did` files, and only in ways Candid subtyping allows.
+
+mod error;
+mod ids;
+mod install;
+mod ops;
+mod page;
+
+pub use error::{Error, Result};
+pub use ids::{AgentId, ModelId, TaskId, UploadId};
+pub use install::{InitArgs, InstallArgs, Siblings, UpgradeArgs};
+pub use ops::{AuditEntry, HttpRequest, HttpResponse, OpsStatus};
+pub use page::{Page, Paged};
