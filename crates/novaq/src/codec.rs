@@ -1,0 +1,1 @@
+//! Weight codecs: additive vector quantization and the scalar baselines.

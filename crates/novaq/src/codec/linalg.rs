@@ -1,0 +1,81 @@
+//! Dense symmetric positive-definite solves for the codebook least-squares update.
+
+/// Solves `A X = B` in place for symmetric positive-definite `a` (`n × n`, row-major) and `b`
+/// (`n × k`, row-major); `b` receives `X`. Returns `false` when `a` is not positive definite.
+pub fn cholesky_solve(a: &mut [f64], b: &mut [f64], n: usize, k: usize) -> bool {
+    debug_assert_eq!(a.len(), n * n);
+    debug_assert_eq!(b.len(), n * k);
+    // Factor A = L Lᵀ, L stored in the lower triangle of `a`.
+    for j in 0..n {
+        let mut d = a[j * n + j];
+        for p in 0..j {
+            d -= a[j * n + p] * a[j * n + p];
+        }
+        if d <= 0.0 || !d.is_finite() {
+            return false;
+        }
+        let d = d.sqrt();
+        a[j * n + j] = d;
+        for i in j + 1..n {
+            let mut s = a[i * n + j];
+            for p in 0..j {
+                s -= a[i * n + p] * a[j * n + p];
+            }
+            a[i * n + j] = s / d;
+        }
+    }
+    // Forward substitution L Y = B.
+    for i in 0..n {
+        for p in 0..i {
+            let l = a[i * n + p];
+            if l != 0.0 {
+                for c in 0..k {
+                    b[i * k + c] -= l * b[p * k + c];
+                }
+            }
+        }
+        let d = a[i * n + i];
+        for c in 0..k {
+            b[i * k + c] /= d;
+        }
+    }
+    // Back substitution Lᵀ X = Y.
+    for i in (0..n).rev() {
+        for p in i + 1..n {
+            let l = a[p * n + i];
+            if l != 0.0 {
+                for c in 0..k {
+                    b[i * k + c] -= l * b[p * k + c];
+                }
+            }
+        }
+        let d = a[i * n + i];
+        for c in 0..k {
+            b[i * k + c] /= d;
+        }
+    }
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn solves_a_small_system() {
+        // A = [[4, 2], [2, 3]], X = [[1, 2], [3, 4]] → B = A X
+        let mut a = vec![4.0, 2.0, 2.0, 3.0];
+        let mut b = vec![4.0 + 6.0, 8.0 + 8.0, 2.0 + 9.0, 4.0 + 12.0];
+        assert!(cholesky_solve(&mut a, &mut b, 2, 2));
+        for (got, want) in b.iter().zip([1.0, 2.0, 3.0, 4.0]) {
+            assert!((got - want).abs() < 1e-12);
+        }
+    }
+
+    #[test]
+    fn rejects_indefinite() {
+        let mut a = vec![1.0, 2.0, 2.0, 1.0];
+        let mut b = vec![1.0, 1.0];
+        assert!(!cholesky_solve(&mut a, &mut b, 2, 1));
+    }
+}

@@ -1,0 +1,1 @@
+//! The OHMS model format: CBOR manifest, shard table and shard hashing.

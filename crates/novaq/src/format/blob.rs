@@ -1,0 +1,258 @@
+//! Byte layouts of the blobs a manifest points at. All integers and floats are little-endian;
+//! `f16` is IEEE binary16. Sections follow each other without padding.
+//!
+//! - **codebooks** (`books × 256 × dim` f16): entry `k` of book `m` starts at value
+//!   `(m · 256 + k) · dim`.
+//! - **AQ tensor** (`rows × cols`, vectors of `dim` along each row, the row padded with zeros to
+//!   `cols_padded = ⌈cols / dim⌉ · dim`):
+//!   `scales: rows × f16`, `codes: rows × (cols_padded / dim) × books × u8` (for each row, for each
+//!   vector, one code per book), `outlier_counts: rows × u8`, then for every outlier in row order
+//!   `column: u16`, then for every outlier `correction: f16`. Weight `(r, c)` decodes to
+//!   `scale_r · Σ_m C_m[code_{r, c/dim, m}][c mod dim]`, plus the correction when `(r, c)` is an
+//!   outlier.
+//! - **scalar tensor** (`rows × cols`, groups of `group` weights along each row, the row padded
+//!   to `cols_padded = ⌈cols / group⌉ · group`): `scales: rows × groups × f16`, then values:
+//!   8 bits → one `i8` per weight (`w = scale · q`); 4 bits → two weights per byte, low nibble
+//!   first, `w = scale · (q − 8)`.
+//! - **f32 tensor**: the values as f32.
+
+use super::FormatError;
+use alloc::vec::Vec;
+use half::f16;
+
+/// The nearest f16 value, as f32.
+pub fn f16_round(v: f32) -> f32 {
+    f16::from_f32(v).to_f32()
+}
+
+pub fn f16_bits(v: f32) -> u16 {
+    f16::from_f32(v).to_bits()
+}
+
+pub fn f16_value(bits: u16) -> f32 {
+    f16::from_bits(bits).to_f32()
+}
+
+/// An additively quantized matrix, as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AqTensor {
+    pub rows: usize,
+    pub cols: usize,
+    pub dim: usize,
+    pub books: usize,
+    /// f16 bits, one per row.
+    pub scales: Vec<u16>,
+    pub codes: Vec<u8>,
+    pub outliers: Outliers,
+}
+
+/// Weights stored as an exact correction on top of their quantized value, row by row.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Outliers {
+    /// Outliers per row.
+    pub counts: Vec<u8>,
+    /// Column of each outlier, rows in order.
+    pub columns: Vec<u16>,
+    /// f16 bits of each correction.
+    pub corrections: Vec<u16>,
+}
+
+impl Outliers {
+    pub fn len(&self) -> usize {
+        self.columns.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.columns.is_empty()
+    }
+}
+
+impl AqTensor {
+    pub fn vectors_per_row(&self) -> usize {
+        self.cols.div_ceil(self.dim)
+    }
+
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.byte_len());
+        put_u16s(&mut out, &self.scales);
+        out.extend_from_slice(&self.codes);
+        out.extend_from_slice(&self.outliers.counts);
+        put_u16s(&mut out, &self.outliers.columns);
+        put_u16s(&mut out, &self.outliers.corrections);
+        out
+    }
+
+    pub fn byte_len(&self) -> usize {
+        2 * self.rows + self.codes.len() + self.rows + 4 * self.outliers.len()
+    }
+
+    /// Parses and validates a blob for a `rows × cols` matrix coded with `books` books of
+    /// `dim`-vectors carrying `outliers` outliers.
+    pub fn from_bytes(
+        bytes: &[u8],
+        rows: usize,
+        cols: usize,
+        dim: usize,
+        books: usize,
+        outliers: usize,
+    ) -> Result<Self, FormatError> {
+        if dim == 0 || books == 0 {
+            return Err(FormatError::Invalid("AQ tensor with zero dim or books"));
+        }
+        let code_len = rows * cols.div_ceil(dim) * books;
+        let expected = 2 * rows + code_len + rows + 4 * outliers;
+        if bytes.len() != expected {
+            return Err(FormatError::Length {
+                expected: expected as u64,
+                found: bytes.len() as u64,
+            });
+        }
+        let mut r = Reader(bytes);
+        let scales = r.u16s(rows);
+        let codes = r.take(code_len).to_vec();
+        let counts = r.take(rows).to_vec();
+        let columns = r.u16s(outliers);
+        let corrections = r.u16s(outliers);
+        if counts.iter().map(|&c| c as usize).sum::<usize>() != outliers {
+            return Err(FormatError::Invalid("outlier counts disagree with the manifest"));
+        }
+        if columns.iter().any(|&c| c as usize >= cols) {
+            return Err(FormatError::Invalid("outlier column out of range"));
+        }
+        Ok(Self {
+            rows,
+            cols,
+            dim,
+            books,
+            scales,
+            codes,
+            outliers: Outliers {
+                counts,
+                columns,
+                corrections,
+            },
+        })
+    }
+}
+
+/// A group-wise scalar-quantized matrix, as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScalarTensor {
+    pub rows: usize,
+    pub cols: usize,
+    /// 4 or 8.
+    pub bits: u32,
+    pub group: usize,
+    /// f16 bits, `rows × groups`.
+    pub scales: Vec<u16>,
+    /// Packed values, see the module docs.
+    pub values: Vec<u8>,
+}
+
+impl ScalarTensor {
+    pub fn groups_per_row(&self) -> usize {
+        self.cols.div_ceil(self.group)
+    }
+
+    pub fn value_bytes(rows: usize, cols: usize, bits: u32, group: usize) -> usize {
+        rows * cols.div_ceil(group) * group * bits as usize / 8
+    }
+
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(2 * self.scales.len() + self.values.len());
+        put_u16s(&mut out, &self.scales);
+        out.extend_from_slice(&self.values);
+        out
+    }
+
+    pub fn from_bytes(
+        bytes: &[u8],
+        rows: usize,
+        cols: usize,
+        bits: u32,
+        group: usize,
+    ) -> Result<Self, FormatError> {
+        if !(bits == 4 || bits == 8) || group == 0 || group % 2 != 0 {
+            return Err(FormatError::Invalid("scalar tensor needs 4 or 8 bits and an even group"));
+        }
+        let scale_count = rows * cols.div_ceil(group);
+        let value_len = Self::value_bytes(rows, cols, bits, group);
+        let expected = 2 * scale_count + value_len;
+        if bytes.len() != expected {
+            return Err(FormatError::Length {
+                expected: expected as u64,
+                found: bytes.len() as u64,
+            });
+        }
+        let mut r = Reader(bytes);
+        let scales = r.u16s(scale_count);
+        let values = r.take(value_len).to_vec();
+        Ok(Self {
+            rows,
+            cols,
+            bits,
+            group,
+            scales,
+            values,
+        })
+    }
+}
+
+pub fn codebooks_to_bytes(entries: &[f32]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(entries.len() * 2);
+    for &v in entries {
+        out.extend_from_slice(&f16_bits(v).to_le_bytes());
+    }
+    out
+}
+
+pub fn codebooks_from_bytes(bytes: &[u8], values: usize) -> Result<Vec<f32>, FormatError> {
+    if bytes.len() != values * 2 {
+        return Err(FormatError::Length {
+            expected: values as u64 * 2,
+            found: bytes.len() as u64,
+        });
+    }
+    Ok(Reader(bytes).u16s(values).into_iter().map(f16_value).collect())
+}
+
+pub fn f32s_to_bytes(values: &[f32]) -> Vec<u8> {
+    values.iter().flat_map(|v| v.to_le_bytes()).collect()
+}
+
+pub fn f32s_from_bytes(bytes: &[u8], values: usize) -> Result<Vec<f32>, FormatError> {
+    if bytes.len() != values * 4 {
+        return Err(FormatError::Length {
+            expected: values as u64 * 4,
+            found: bytes.len() as u64,
+        });
+    }
+    Ok(bytes
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect())
+}
+
+fn put_u16s(out: &mut Vec<u8>, values: &[u16]) {
+    for v in values {
+        out.extend_from_slice(&v.to_le_bytes());
+    }
+}
+
+/// Sequential reads from a slice whose total length was checked beforehand.
+struct Reader<'a>(&'a [u8]);
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> &'a [u8] {
+        let (head, tail) = self.0.split_at(n);
+        self.0 = tail;
+        head
+    }
+
+    fn u16s(&mut self, n: usize) -> Vec<u16> {
+        self.take(2 * n)
+            .chunks_exact(2)
+            .map(|b| u16::from_le_bytes([b[0], b[1]]))
+            .collect()
+    }
+}

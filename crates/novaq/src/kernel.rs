@@ -1,0 +1,1 @@
+//! Decoding and matrix-vector products on compressed weights, built for wasm32.

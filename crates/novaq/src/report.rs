@@ -1,0 +1,1 @@
+//! Compression quality reports: bits per weight, ratios and errors.
