@@ -1,0 +1,30 @@
+//! Agent canister: holds a user's agents and runs their inference on NOVAQ models in stable memory.
+//!
+//! Entry points only: decode, check the caller, call the library, encode.
+
+mod memory;
+
+use ohms_ops::IcEnv;
+use ohms_types::InstallArgs;
+
+#[ic_cdk::init]
+fn init(args: InstallArgs) {
+    ohms_ops::lifecycle::init(&IcEnv, args).unwrap_or_else(|err| ic_cdk::trap(err));
+}
+
+#[ic_cdk::post_upgrade]
+fn post_upgrade(args: Option<InstallArgs>) {
+    ohms_ops::lifecycle::post_upgrade(&IcEnv, args).unwrap_or_else(|err| ic_cdk::trap(err));
+}
+
+ohms_ops::export_ops_endpoints!(canister = "agent");
+
+ic_cdk::export_candid!();
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn interface_is_the_committed_did() {
+        ohms_ops::candid_check::assert_service_equal(super::__export_service(), include_str!("../../../candid/agent.did"));
+    }
+}

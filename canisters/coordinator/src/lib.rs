@@ -1,0 +1,30 @@
+//! Coordinator: splits tasks across a user's agents, runs them in the background and aggregates results.
+//!
+//! Entry points only: decode, check the caller, call the library, encode.
+
+mod memory;
+
+use ohms_ops::IcEnv;
+use ohms_types::InstallArgs;
+
+#[ic_cdk::init]
+fn init(args: InstallArgs) {
+    ohms_ops::lifecycle::init(&IcEnv, args).unwrap_or_else(|err| ic_cdk::trap(err));
+}
+
+#[ic_cdk::post_upgrade]
+fn post_upgrade(args: Option<InstallArgs>) {
+    ohms_ops::lifecycle::post_upgrade(&IcEnv, args).unwrap_or_else(|err| ic_cdk::trap(err));
+}
+
+ohms_ops::export_ops_endpoints!(canister = "coordinator");
+
+ic_cdk::export_candid!();
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn interface_is_the_committed_did() {
+        ohms_ops::candid_check::assert_service_equal(super::__export_service(), include_str!("../../../candid/coordinator.did"));
+    }
+}

@@ -1,0 +1,43 @@
+//! The operations layer shared by the five OHMS canisters.
+//!
+//! Every function here takes an [`Env`] (caller, time, controllers, resource figures) so native
+//! unit tests drive it without a canister runtime; canisters pass [`IcEnv`]. The
+//! [`export_ops_endpoints!`] macro gives a canister the Candid endpoints built on top:
+//! `add_admin`, `remove_admin`, `list_admins`, `pause`, `unpause`, `ops_status`, `audit_log`
+//! and `http_request` (serving `/metrics`).
+
+pub mod access;
+pub mod audit;
+#[cfg(feature = "candid-check")]
+pub mod candid_check;
+pub mod decode;
+mod endpoints;
+pub mod env;
+pub mod lifecycle;
+pub mod lock;
+pub mod memory;
+pub mod metrics;
+pub mod pause;
+mod state;
+pub mod storable;
+
+pub use env::{Env, IcEnv};
+pub use lock::CallerLock;
+pub use storable::Cbor;
+
+#[cfg(test)]
+mod test_env;
+
+use ohms_types::OpsStatus;
+
+/// Pause state, siblings and sizes of the operations layer, for dashboards.
+pub fn ops_status(env: &impl Env) -> OpsStatus {
+    state::read_ops(|s| OpsStatus {
+        paused: s.config().paused.is_some(),
+        pause_reason: s.config().paused.clone(),
+        admins: s.admins.len(),
+        siblings: s.config().siblings.clone(),
+        audit_entries: s.audit.len(),
+        canister_version: env.canister_version(),
+    })
+}
