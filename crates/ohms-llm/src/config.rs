@@ -1,0 +1,156 @@
+//! Hyper-parameters of a Llama-family model, read from GGUF metadata.
+
+use alloc::string::{String, ToString};
+use core::fmt;
+use novaq::read::Metadata;
+use serde::{Deserialize, Serialize};
+
+/// Shape and numerics of a Llama-family transformer. Serializable so a model manifest can carry
+/// it next to the compressed weights.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Config {
+    /// Width of the residual stream (`embedding_length`).
+    pub dim: usize,
+    /// Width of the SwiGLU feed-forward layer (`feed_forward_length`).
+    pub hidden_dim: usize,
+    pub n_layers: usize,
+    /// Query heads.
+    pub n_heads: usize,
+    /// Key/value heads; fewer than `n_heads` means grouped-query attention.
+    pub n_kv_heads: usize,
+    pub vocab_size: usize,
+    /// Longest sequence the model was trained for.
+    pub context_length: usize,
+    /// Leading dimensions of each head that RoPE rotates (usually the whole head).
+    pub rope_dim: usize,
+    pub rope_theta: f32,
+    pub norm_eps: f32,
+    /// The output projection reuses the token embedding matrix.
+    pub tied_embeddings: bool,
+}
+
+/// The metadata does not describe a model this crate can run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfigError {
+    UnsupportedArchitecture(String),
+    Missing(String),
+    Invalid { key: String, reason: &'static str },
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::UnsupportedArchitecture(a) => write!(f, "unsupported architecture {a:?}"),
+            Self::Missing(key) => write!(f, "metadata key {key} is missing"),
+            Self::Invalid { key, reason } => write!(f, "metadata key {key}: {reason}"),
+        }
+    }
+}
+
+impl core::error::Error for ConfigError {}
+
+/// RoPE base frequency when the metadata leaves it out (Llama 2's value).
+const DEFAULT_ROPE_THETA: f32 = 10_000.0;
+const DEFAULT_NORM_EPS: f32 = 1e-5;
+
+impl Config {
+    /// Builds the configuration from GGUF metadata (`llama.*` keys). `has_output_weight` says
+    /// whether the file carries `output.weight`; without it the embeddings are tied.
+    pub fn from_gguf(metadata: &Metadata, has_output_weight: bool) -> Result<Self, ConfigError> {
+        let arch = metadata
+            .get_str("general.architecture")
+            .ok_or_else(|| ConfigError::Missing("general.architecture".into()))?;
+        if arch != "llama" {
+            return Err(ConfigError::UnsupportedArchitecture(arch.into()));
+        }
+        let key = |name: &str| alloc::format!("{arch}.{name}");
+        let count = |name: &str| -> Result<usize, ConfigError> {
+            let key = key(name);
+            let value = metadata
+                .get_u64(&key)
+                .ok_or_else(|| ConfigError::Missing(key.clone()))?;
+            usize::try_from(value)
+                .ok()
+                .filter(|&v| v > 0)
+                .ok_or(ConfigError::Invalid {
+                    key,
+                    reason: "must be a positive integer",
+                })
+        };
+        let dim = count("embedding_length")?;
+        let n_heads = count("attention.head_count")?;
+        let n_kv_heads = match metadata.get(&key("attention.head_count_kv")) {
+            Some(_) => count("attention.head_count_kv")?,
+            None => n_heads,
+        };
+        let head_dim = dim / n_heads.max(1);
+        let rope_dim = match metadata.get(&key("rope.dimension_count")) {
+            Some(_) => count("rope.dimension_count")?,
+            None => head_dim,
+        };
+        // Older conversions leave the vocabulary size to the tokenizer's token list.
+        let vocab_size = match metadata.get(&key("vocab_size")) {
+            Some(_) => count("vocab_size")?,
+            None => metadata
+                .get_array("tokenizer.ggml.tokens")
+                .map(<[_]>::len)
+                .filter(|&n| n > 0)
+                .ok_or_else(|| ConfigError::Missing(key("vocab_size")))?,
+        };
+        let float = |name: &str, default: f32| -> Result<f32, ConfigError> {
+            let key = key(name);
+            match metadata.get(&key) {
+                None => Ok(default),
+                Some(v) => v
+                    .as_f64()
+                    .map(|x| x as f32)
+                    .filter(|x| x.is_finite() && *x > 0.0)
+                    .ok_or(ConfigError::Invalid {
+                        key,
+                        reason: "must be a positive number",
+                    }),
+            }
+        };
+        let config = Self {
+            dim,
+            hidden_dim: count("feed_forward_length")?,
+            n_layers: count("block_count")?,
+            n_heads,
+            n_kv_heads,
+            vocab_size,
+            context_length: count("context_length")?,
+            rope_dim,
+            rope_theta: float("rope.freq_base", DEFAULT_ROPE_THETA)?,
+            norm_eps: float("attention.layer_norm_rms_epsilon", DEFAULT_NORM_EPS)?,
+            tied_embeddings: !has_output_weight,
+        };
+        config.validate().map_err(|reason| ConfigError::Invalid {
+            key: key("attention.head_count").to_string(),
+            reason,
+        })?;
+        Ok(config)
+    }
+
+    /// Checks the relations between dimensions the forward pass relies on.
+    pub fn validate(&self) -> Result<(), &'static str> {
+        if self.dim % self.n_heads != 0 {
+            return Err("embedding length is not a multiple of the head count");
+        }
+        if self.n_kv_heads == 0 || self.n_heads % self.n_kv_heads != 0 {
+            return Err("head count is not a multiple of the key/value head count");
+        }
+        if self.rope_dim > self.head_dim() || self.rope_dim % 2 != 0 {
+            return Err("rope dimension must be even and at most the head size");
+        }
+        Ok(())
+    }
+
+    pub fn head_dim(&self) -> usize {
+        self.dim / self.n_heads
+    }
+
+    /// Width of the key and value projections.
+    pub fn kv_dim(&self) -> usize {
+        self.n_kv_heads * self.head_dim()
+    }
+}

@@ -1,0 +1,25 @@
+//! Llama-family language model inference for OHMS agents.
+//!
+//! `no_std + alloc`: the same code runs natively (tests, evaluation, the CLI) and inside agent
+//! canisters on wasm32. Weights are reached only through [`Linear`], so a model runs on dense f32
+//! matrices or on NOVAQ-compressed ones alike.
+#![cfg_attr(not(feature = "std"), no_std)]
+
+extern crate alloc;
+
+pub mod config;
+pub mod eval;
+pub mod linear;
+pub mod load;
+mod math;
+pub mod model;
+mod rope;
+pub mod sample;
+pub mod tokenizer;
+
+pub use config::{Config, ConfigError};
+pub use linear::{DenseMatrix, Linear};
+pub use load::{LoadError, load_model};
+pub use model::{ForwardError, Model};
+pub use sample::{Rng, Sampler};
+pub use tokenizer::{ChatMessage, Tokenizer, TokenizerError};

@@ -1,0 +1,33 @@
+//! Locating the model files the tests run on.
+
+use std::path::PathBuf;
+
+/// `<repo>/../shared/fixtures/<name>`, or `$OHMS_FIXTURES/<name>`. Under CI (`CI=true`) a
+/// missing fixture fails the test; elsewhere the test is skipped with a notice.
+pub fn fixture(name: &str) -> Option<PathBuf> {
+    let dir = std::env::var_os("OHMS_FIXTURES")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join("../shared/fixtures"));
+    present(dir.join(name))
+}
+
+/// `<repo>/models/<name>`, as `scripts/fetch-model` leaves it.
+#[allow(dead_code)]
+pub fn model(name: &str) -> Option<PathBuf> {
+    present(repo_root().join("models").join(name))
+}
+
+fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn present(path: PathBuf) -> Option<PathBuf> {
+    if path.is_file() {
+        return Some(path);
+    }
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("required test input {} is missing", path.display());
+    }
+    eprintln!("skipping: {} is not present", path.display());
+    None
+}
