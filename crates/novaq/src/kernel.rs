@@ -1,1 +1,113 @@
-//! Decoding and matrix-vector products on compressed weights, built for wasm32.
+//! Matrix-vector products straight on stored codes (`no_std + alloc`, runs in wasm32).
+//!
+//! For additive quantization the input vector is cut into the same `dim`-long pieces as the
+//! weight rows; for each piece its dot product with each of the 256 entries of every codebook
+//! is computed once (a look-up table of `cols / dim × books × 256` values). Each output is then
+//! the sum of `books` table look-ups per piece times the row scale, plus the sparse outliers:
+//! `rows · cols · books / dim` look-ups instead of `rows · cols` multiply-adds.
+
+mod aq;
+mod load;
+mod scalar;
+
+pub use aq::AqMatrix;
+pub use load::ModelReader;
+pub use scalar::ScalarMatrix;
+
+use alloc::vec::Vec;
+
+/// A weight matrix `[rows = outputs, cols = inputs]` in one of the stored encodings.
+#[derive(Debug, Clone)]
+pub struct QuantizedMatrix {
+    inner: Inner,
+}
+
+#[derive(Debug, Clone)]
+enum Inner {
+    Dense {
+        rows: usize,
+        cols: usize,
+        data: Vec<f32>,
+    },
+    Aq(AqMatrix),
+    Scalar(ScalarMatrix),
+}
+
+impl QuantizedMatrix {
+    /// A matrix kept in f32 (small tensors the codec leaves uncompressed).
+    pub fn dense(rows: usize, cols: usize, data: Vec<f32>) -> Self {
+        assert_eq!(
+            data.len(),
+            rows * cols,
+            "dense matrix data must be rows × cols"
+        );
+        Self {
+            inner: Inner::Dense { rows, cols, data },
+        }
+    }
+
+    pub fn rows(&self) -> usize {
+        match &self.inner {
+            Inner::Dense { rows, .. } => *rows,
+            Inner::Aq(m) => m.rows(),
+            Inner::Scalar(m) => m.rows(),
+        }
+    }
+
+    pub fn cols(&self) -> usize {
+        match &self.inner {
+            Inner::Dense { cols, .. } => *cols,
+            Inner::Aq(m) => m.cols(),
+            Inner::Scalar(m) => m.cols(),
+        }
+    }
+
+    /// `out = W x`. Panics when `x.len() != cols` or `out.len() != rows`.
+    pub fn matvec(&self, x: &[f32], out: &mut [f32]) {
+        assert_eq!(x.len(), self.cols(), "input length must equal cols");
+        assert_eq!(out.len(), self.rows(), "output length must equal rows");
+        match &self.inner {
+            Inner::Dense { cols, data, .. } => {
+                for (o, row) in out.iter_mut().zip(data.chunks_exact(*cols)) {
+                    *o = row.iter().zip(x).map(|(w, v)| w * v).sum();
+                }
+            }
+            Inner::Aq(m) => m.matvec(x, out),
+            Inner::Scalar(m) => m.matvec(x, out),
+        }
+    }
+
+    /// All weights, row-major.
+    pub fn dequantize(&self) -> Vec<f32> {
+        match &self.inner {
+            Inner::Dense { data, .. } => data.clone(),
+            Inner::Aq(m) => m.dequantize(),
+            Inner::Scalar(m) => m.dequantize(),
+        }
+    }
+
+    /// Bytes the weights occupy in memory while loaded.
+    pub fn resident_bytes(&self) -> usize {
+        match &self.inner {
+            Inner::Dense { data, .. } => data.len() * 4,
+            Inner::Aq(m) => m.resident_bytes(),
+            Inner::Scalar(m) => m.resident_bytes(),
+        }
+    }
+}
+
+impl From<AqMatrix> for QuantizedMatrix {
+    fn from(m: AqMatrix) -> Self {
+        Self {
+            inner: Inner::Aq(m),
+        }
+    }
+}
+
+impl From<ScalarMatrix> for QuantizedMatrix {
+    fn from(m: ScalarMatrix) -> Self {
+        Self {
+            inner: Inner::Scalar(m),
+        }
+    }
+}

@@ -17,6 +17,8 @@ pub const MAX_BOOKS: usize = 8;
 
 /// Vectors handed to one rayon task.
 const CHUNK: usize = 1024;
+/// Partial sums of the least-squares normal equations.
+const LEAST_SQUARES_PARTS: usize = 8;
 
 /// `books` codebooks of [`ENTRIES`] vectors of `dim` values, laid out `[book][entry][dim]`.
 #[derive(Debug, Clone, PartialEq)]
@@ -100,34 +102,36 @@ pub fn least_squares_update(books: &mut Codebooks, data: &[f32], codes: &[u8]) {
     const RIDGE: f64 = 1.0;
     let (m, dim) = (books.books, books.dim);
     let k = m * ENTRIES;
-    let (mut normal, mut rhs) = data
-        .par_chunks(CHUNK * dim)
-        .zip(codes.par_chunks(CHUNK * m))
-        .fold(
-            || (vec![0f64; k * k], vec![0f64; k * dim]),
-            |(mut normal, mut rhs), (vecs, codes)| {
-                for (v, c) in vecs.chunks_exact(dim).zip(codes.chunks_exact(m)) {
-                    for (a, &ca) in c.iter().enumerate() {
-                        let ia = a * ENTRIES + ca as usize;
-                        for (b, &cb) in c.iter().enumerate() {
-                            normal[ia * k + b * ENTRIES + cb as usize] += 1.0;
-                        }
-                        for (r, &x) in rhs[ia * dim..(ia + 1) * dim].iter_mut().zip(v) {
-                            *r += x as f64;
-                        }
+    // Co-occurrence counts are exact integers; the right-hand sides are summed over a fixed
+    // number of parts in order, so the result does not depend on thread scheduling.
+    let n = data.len() / dim;
+    let part = n.div_ceil(LEAST_SQUARES_PARTS).max(1);
+    let partials: Vec<(Vec<u32>, Vec<f64>)> = data
+        .par_chunks(part * dim)
+        .zip(codes.par_chunks(part * m))
+        .map(|(vecs, codes)| {
+            let mut counts = vec![0u32; k * k];
+            let mut rhs = vec![0f64; k * dim];
+            for (v, c) in vecs.chunks_exact(dim).zip(codes.chunks_exact(m)) {
+                for (a, &ca) in c.iter().enumerate() {
+                    let ia = a * ENTRIES + ca as usize;
+                    for (b, &cb) in c.iter().enumerate() {
+                        counts[ia * k + b * ENTRIES + cb as usize] += 1;
+                    }
+                    for (r, &x) in rhs[ia * dim..(ia + 1) * dim].iter_mut().zip(v) {
+                        *r += x as f64;
                     }
                 }
-                (normal, rhs)
-            },
-        )
-        .reduce(
-            || (vec![0f64; k * k], vec![0f64; k * dim]),
-            |(mut na, mut ra), (nb, rb)| {
-                na.iter_mut().zip(&nb).for_each(|(a, b)| *a += b);
-                ra.iter_mut().zip(&rb).for_each(|(a, b)| *a += b);
-                (na, ra)
-            },
-        );
+            }
+            (counts, rhs)
+        })
+        .collect();
+    let mut normal = vec![0f64; k * k];
+    let mut rhs = vec![0f64; k * dim];
+    for (c, r) in &partials {
+        normal.iter_mut().zip(c).for_each(|(a, &b)| *a += b as f64);
+        rhs.iter_mut().zip(r).for_each(|(a, b)| *a += b);
+    }
     for i in 0..k {
         normal[i * k + i] += RIDGE;
         for t in 0..dim {

@@ -5,6 +5,8 @@ use rayon::prelude::*;
 
 /// Vectors handed to one rayon task: large enough to amortise scheduling.
 const CHUNK: usize = 2048;
+/// Partial sums per k-means update step.
+const PARTS: usize = 16;
 
 /// Fits `k` centers of dimension `dim` to `data` (`n × dim`, row-major). Returns the centers
 /// (`k × dim`). With fewer distinct points than `k`, the spare centers duplicate existing ones.
@@ -15,30 +17,30 @@ pub fn kmeans(data: &[f32], dim: usize, k: usize, iterations: usize, rng: &mut R
     let mut assignment = vec![0u32; n];
     for _ in 0..iterations {
         assign(data, dim, &centers, &mut assignment);
-        let (sums, counts) = data
-            .par_chunks(CHUNK * dim)
-            .zip(assignment.par_chunks(CHUNK))
-            .fold(
-                || (vec![0f64; k * dim], vec![0u64; k]),
-                |(mut sums, mut counts), (vecs, labels)| {
-                    for (v, &c) in vecs.chunks_exact(dim).zip(labels) {
-                        let c = c as usize;
-                        counts[c] += 1;
-                        for (s, &x) in sums[c * dim..(c + 1) * dim].iter_mut().zip(v) {
-                            *s += x as f64;
-                        }
+        // A fixed number of parts summed in order keeps the result independent of scheduling.
+        let part = n.div_ceil(PARTS).max(1);
+        let partials: Vec<(Vec<f64>, Vec<u64>)> = data
+            .par_chunks(part * dim)
+            .zip(assignment.par_chunks(part))
+            .map(|(vecs, labels)| {
+                let mut sums = vec![0f64; k * dim];
+                let mut counts = vec![0u64; k];
+                for (v, &c) in vecs.chunks_exact(dim).zip(labels) {
+                    let c = c as usize;
+                    counts[c] += 1;
+                    for (s, &x) in sums[c * dim..(c + 1) * dim].iter_mut().zip(v) {
+                        *s += x as f64;
                     }
-                    (sums, counts)
-                },
-            )
-            .reduce(
-                || (vec![0f64; k * dim], vec![0u64; k]),
-                |(mut sa, mut ca), (sb, cb)| {
-                    sa.iter_mut().zip(&sb).for_each(|(a, b)| *a += b);
-                    ca.iter_mut().zip(&cb).for_each(|(a, b)| *a += b);
-                    (sa, ca)
-                },
-            );
+                }
+                (sums, counts)
+            })
+            .collect();
+        let mut sums = vec![0f64; k * dim];
+        let mut counts = vec![0u64; k];
+        for (s, c) in &partials {
+            sums.iter_mut().zip(s).for_each(|(a, b)| *a += b);
+            counts.iter_mut().zip(c).for_each(|(a, b)| *a += b);
+        }
         for c in 0..k {
             if counts[c] > 0 {
                 for t in 0..dim {

@@ -114,7 +114,9 @@ impl AqTensor {
         let columns = r.u16s(outliers);
         let corrections = r.u16s(outliers);
         if counts.iter().map(|&c| c as usize).sum::<usize>() != outliers {
-            return Err(FormatError::Invalid("outlier counts disagree with the manifest"));
+            return Err(FormatError::Invalid(
+                "outlier counts disagree with the manifest",
+            ));
         }
         if columns.iter().any(|&c| c as usize >= cols) {
             return Err(FormatError::Invalid("outlier column out of range"));
@@ -173,7 +175,9 @@ impl ScalarTensor {
         group: usize,
     ) -> Result<Self, FormatError> {
         if !(bits == 4 || bits == 8) || group == 0 || group % 2 != 0 {
-            return Err(FormatError::Invalid("scalar tensor needs 4 or 8 bits and an even group"));
+            return Err(FormatError::Invalid(
+                "scalar tensor needs 4 or 8 bits and an even group",
+            ));
         }
         let scale_count = rows * cols.div_ceil(group);
         let value_len = Self::value_bytes(rows, cols, bits, group);
@@ -213,7 +217,11 @@ pub fn codebooks_from_bytes(bytes: &[u8], values: usize) -> Result<Vec<f32>, For
             found: bytes.len() as u64,
         });
     }
-    Ok(Reader(bytes).u16s(values).into_iter().map(f16_value).collect())
+    Ok(Reader(bytes)
+        .u16s(values)
+        .into_iter()
+        .map(f16_value)
+        .collect())
 }
 
 pub fn f32s_to_bytes(values: &[f32]) -> Vec<u8> {

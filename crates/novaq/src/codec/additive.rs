@@ -1,0 +1,161 @@
+//! One matrix through additive quantization: normalize rows and tame the heavy tail before
+//! fitting, then (given codes) re-fit row scales and keep the largest errors as outliers.
+
+use super::aq::Codebooks;
+use crate::format::blob::{AqTensor, Outliers, f16_bits, f16_value};
+use crate::tensor::Tensor;
+use rayon::prelude::*;
+
+/// Values examined to estimate a quantile; enough for a stable threshold, cheap on big tensors.
+const QUANTILE_SAMPLE: usize = 1 << 20;
+
+/// A matrix in the units the codebooks see: each row divided by its RMS, the few largest
+/// magnitudes clamped (they become outliers anyway and would otherwise pull codebook entries
+/// away from the bulk), and each row padded with zeros to a whole number of vectors.
+pub struct Prepared {
+    pub rows: usize,
+    pub cols: usize,
+    pub padded_cols: usize,
+    pub row_rms: Vec<f32>,
+    pub target: Vec<f32>,
+}
+
+pub fn prepare(tensor: &Tensor, dim: usize, outlier_fraction: f64) -> Prepared {
+    let (rows, cols) = (tensor.rows(), tensor.cols());
+    let padded_cols = cols.div_ceil(dim) * dim;
+    let row_rms: Vec<f32> = (0..rows)
+        .into_par_iter()
+        .map(|r| {
+            let row = tensor.row(r);
+            let ms = row.iter().map(|&w| (w as f64) * (w as f64)).sum::<f64>() / cols as f64;
+            if ms > 0.0 { ms.sqrt() as f32 } else { 1.0 }
+        })
+        .collect();
+    let clamp = if outlier_fraction > 0.0 {
+        let magnitudes = tensor
+            .data
+            .iter()
+            .enumerate()
+            .map(|(i, &w)| (w / row_rms[i / cols]).abs());
+        quantile(magnitudes, tensor.data.len(), 1.0 - outlier_fraction)
+    } else {
+        f32::INFINITY
+    };
+    let mut target = vec![0f32; rows * padded_cols];
+    target
+        .par_chunks_mut(padded_cols)
+        .enumerate()
+        .for_each(|(r, out)| {
+            let inverse = 1.0 / row_rms[r];
+            for (o, &w) in out.iter_mut().zip(tensor.row(r)) {
+                *o = (w * inverse).clamp(-clamp, clamp);
+            }
+        });
+    Prepared {
+        rows,
+        cols,
+        padded_cols,
+        row_rms,
+        target,
+    }
+}
+
+/// The `q`-quantile of `count` values, estimated on an evenly strided sample.
+fn quantile(values: impl Iterator<Item = f32>, count: usize, q: f64) -> f32 {
+    let stride = count.div_ceil(QUANTILE_SAMPLE).max(1);
+    let mut sample: Vec<f32> = values.step_by(stride).collect();
+    if sample.is_empty() {
+        return f32::INFINITY;
+    }
+    let at = ((sample.len() as f64 * q) as usize).min(sample.len() - 1);
+    *sample.select_nth_unstable_by(at, f32::total_cmp).1
+}
+
+/// Builds the stored tensor from codes: row scales re-fitted by least squares against the
+/// clamped target, then the `outlier_fraction` of weights with the largest remaining error
+/// stored as f16 corrections (at most 255 per row, none when a column index would not fit
+/// in 16 bits).
+pub fn finalize(
+    tensor: &Tensor,
+    prepared: &Prepared,
+    books: &Codebooks,
+    codes: Vec<u8>,
+    outlier_fraction: f64,
+) -> AqTensor {
+    let (rows, cols, dim) = (prepared.rows, prepared.cols, books.dim);
+    let codes_per_row = prepared.padded_cols / dim * books.books;
+    let reconstruct_row = |r: usize| {
+        let mut q = vec![0f32; prepared.padded_cols];
+        for (piece, c) in q
+            .chunks_exact_mut(dim)
+            .zip(codes[r * codes_per_row..(r + 1) * codes_per_row].chunks_exact(books.books))
+        {
+            books.accumulate(c, piece);
+        }
+        q.truncate(cols);
+        q
+    };
+    // Scale and error of every row.
+    let fitted: Vec<(u16, Vec<f32>)> = (0..rows)
+        .into_par_iter()
+        .map(|r| {
+            let q = reconstruct_row(r);
+            let t = &prepared.target[r * prepared.padded_cols..r * prepared.padded_cols + cols];
+            let qq: f64 = q.iter().map(|&v| (v as f64) * (v as f64)).sum();
+            let tq: f64 = q.iter().zip(t).map(|(&a, &b)| a as f64 * b as f64).sum();
+            let gain = if qq > 0.0 && tq > 0.0 { tq / qq } else { 1.0 };
+            let scale = f16_bits(prepared.row_rms[r] * gain as f32);
+            let s = f16_value(scale);
+            let errors = tensor
+                .row(r)
+                .iter()
+                .zip(&q)
+                .map(|(&w, &v)| w - s * v)
+                .collect();
+            (scale, errors)
+        })
+        .collect();
+    let threshold = if outlier_fraction > 0.0 && cols <= u16::MAX as usize + 1 {
+        let magnitudes = fitted.iter().flat_map(|(_, e)| e.iter().map(|v| v.abs()));
+        quantile(magnitudes, rows * cols, 1.0 - outlier_fraction)
+    } else {
+        f32::INFINITY
+    };
+    let per_row: Vec<Vec<(u16, u16)>> = fitted
+        .par_iter()
+        .map(|(_, errors)| {
+            let mut picked: Vec<(usize, f32)> = errors
+                .iter()
+                .enumerate()
+                .filter(|(_, e)| e.abs() > threshold)
+                .map(|(c, &e)| (c, e))
+                .collect();
+            if picked.len() > u8::MAX as usize {
+                picked.sort_by(|a, b| b.1.abs().total_cmp(&a.1.abs()));
+                picked.truncate(u8::MAX as usize);
+                picked.sort_by_key(|p| p.0);
+            }
+            picked
+                .into_iter()
+                .map(|(c, e)| (c as u16, f16_bits(e)))
+                .collect()
+        })
+        .collect();
+    let mut outliers = Outliers::default();
+    for row in &per_row {
+        outliers.counts.push(row.len() as u8);
+        for &(c, v) in row {
+            outliers.columns.push(c);
+            outliers.corrections.push(v);
+        }
+    }
+    AqTensor {
+        rows,
+        cols,
+        dim,
+        books: books.books,
+        scales: fitted.iter().map(|(s, _)| *s).collect(),
+        codes,
+        outliers,
+    }
+}

@@ -1,0 +1,96 @@
+//! Compression modes: which codec and how many bits.
+
+use core::fmt;
+
+/// How weight matrices are encoded.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Mode {
+    /// Additive vector quantization: `books` codes of 8 bits per `dim` weights.
+    Additive { books: usize, dim: usize },
+    /// Group-wise symmetric integers of `bits` (4 or 8) with one f16 scale per group.
+    Scalar { bits: u32 },
+}
+
+/// Vector lengths tried, in order of preference, when a bit rate is asked for.
+const DIMS: [usize; 3] = [8, 16, 4];
+
+impl Mode {
+    /// Parses a mode name (`2bit`, `3bit`, `4bit`, `q4`, `q8`); `bits` overrides the bit rate of
+    /// the additive modes.
+    pub fn parse(name: &str, bits: Option<f64>) -> Result<Self, String> {
+        let mode = match name {
+            "2bit" => Self::Additive { books: 2, dim: 8 },
+            "3bit" => Self::Additive { books: 3, dim: 8 },
+            "4bit" => Self::Additive { books: 2, dim: 4 },
+            "q4" => Self::Scalar { bits: 4 },
+            "q8" => Self::Scalar { bits: 8 },
+            other => {
+                return Err(format!(
+                    "unknown mode {other:?}: expected 2bit, 3bit, 4bit, q4 or q8"
+                ));
+            }
+        };
+        match (mode, bits) {
+            (_, None) => Ok(mode),
+            (Self::Scalar { .. }, Some(_)) => {
+                Err(format!("--bits applies to 2bit, 3bit and 4bit modes, not {name}"))
+            }
+            (Self::Additive { .. }, Some(bits)) => Self::additive_for_bits(bits),
+        }
+    }
+
+    /// The additive layout spending `bits` per weight on codes: `books · 8 / dim = bits`.
+    pub fn additive_for_bits(bits: f64) -> Result<Self, String> {
+        for dim in DIMS {
+            let books = bits * dim as f64 / 8.0;
+            if (books - books.round()).abs() < 1e-9 && (1.0..=8.0).contains(&books.round()) {
+                return Ok(Self::Additive {
+                    books: books.round() as usize,
+                    dim,
+                });
+            }
+        }
+        Err(format!(
+            "--bits {bits} is not reachable: bits × dim / 8 must be a whole number of codebooks \
+             (1 to 8) for a vector length of 4, 8 or 16 (e.g. 1, 1.5, 2, 2.5, 3, 4)"
+        ))
+    }
+
+    /// Bits per weight spent on codes or integer values alone.
+    pub fn code_bits(&self) -> f64 {
+        match *self {
+            Self::Additive { books, dim } => 8.0 * books as f64 / dim as f64,
+            Self::Scalar { bits } => bits as f64,
+        }
+    }
+}
+
+impl fmt::Display for Mode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Self::Additive { books: 2, dim: 8 } => f.write_str("2bit"),
+            Self::Additive { books: 3, dim: 8 } => f.write_str("3bit"),
+            Self::Additive { books: 2, dim: 4 } => f.write_str("4bit"),
+            Self::Additive { books, dim } => write!(f, "aq-{books}x{dim}"),
+            Self::Scalar { bits } => write!(f, "q{bits}"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn presets_and_custom_rates() {
+        assert_eq!(Mode::parse("2bit", None).unwrap().code_bits(), 2.0);
+        assert_eq!(Mode::parse("4bit", None).unwrap().code_bits(), 4.0);
+        assert_eq!(
+            Mode::parse("2bit", Some(2.5)).unwrap(),
+            Mode::Additive { books: 5, dim: 16 }
+        );
+        assert!(Mode::parse("q8", Some(3.0)).is_err());
+        assert!(Mode::parse("7bit", None).is_err());
+        assert!(Mode::additive_for_bits(2.3).is_err());
+    }
+}

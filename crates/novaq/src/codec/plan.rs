@@ -1,0 +1,79 @@
+//! Which tensors share a codebook set.
+//!
+//! A set of codebooks costs `books × 256 × dim × 16` bits. A tensor large enough that this is a
+//! small part of its code bits gets its own set (best fit); smaller tensors of the same kind
+//! across layers (`blk.0.attn_q.weight`, `blk.1.attn_q.weight`, …) share one; kinds still too
+//! small for that share a single set for the whole model (tiny models).
+
+use super::aq::ENTRIES;
+use std::collections::BTreeMap;
+
+/// Largest share of a tensor's (or kind's) code bits a codebook set may take.
+const CODEBOOK_BUDGET: f64 = 0.02;
+
+/// Groups of indices into `tensors` (name, weight count); each group gets one codebook set.
+pub fn codebook_groups(tensors: &[(&str, usize)], books: usize, dim: usize) -> Vec<Vec<usize>> {
+    let codebook_bits = (books * ENTRIES * dim * 16) as f64;
+    let code_bits = |weights: usize| weights as f64 * 8.0 * books as f64 / dim as f64;
+    let mut groups = Vec::new();
+    let mut kinds: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+    for (i, &(name, weights)) in tensors.iter().enumerate() {
+        if codebook_bits <= CODEBOOK_BUDGET * code_bits(weights) {
+            groups.push(vec![i]);
+        } else {
+            kinds.entry(kind_of(name)).or_default().push(i);
+        }
+    }
+    let mut common = Vec::new();
+    for members in kinds.into_values() {
+        let weights = members.iter().map(|&i| tensors[i].1).sum();
+        if codebook_bits <= CODEBOOK_BUDGET * code_bits(weights) {
+            groups.push(members);
+        } else {
+            common.extend(members);
+        }
+    }
+    if !common.is_empty() {
+        common.sort_unstable();
+        groups.push(common);
+    }
+    groups
+}
+
+/// The tensor's name with layer numbers replaced: `blk.7.ffn_up.weight` → `blk.#.ffn_up.weight`.
+fn kind_of(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    let mut in_number = false;
+    for ch in name.chars() {
+        if ch.is_ascii_digit() {
+            if !in_number {
+                out.push('#');
+            }
+            in_number = true;
+        } else {
+            out.push(ch);
+            in_number = false;
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn big_tensors_alone_small_ones_by_kind_tiny_ones_together() {
+        let tensors = [
+            ("token_embd.weight", 28_000_000),
+            ("blk.0.attn_q.weight", 331_776),
+            ("blk.1.attn_q.weight", 331_776),
+            ("blk.0.ffn_up.weight", 4096),
+            ("blk.0.attn_k.weight", 4096),
+        ];
+        let mut groups = codebook_groups(&tensors, 2, 8);
+        groups.sort();
+        assert_eq!(groups, vec![vec![0], vec![1, 2], vec![3, 4]]);
+        assert_eq!(kind_of("blk.12.ffn_down.weight"), "blk.#.ffn_down.weight");
+    }
+}

@@ -1,0 +1,137 @@
+//! Look-up-table matrix-vector product for additively quantized matrices.
+
+use crate::format::blob::{AqTensor, f16_value};
+use alloc::sync::Arc;
+use alloc::vec;
+use alloc::vec::Vec;
+
+const ENTRIES: usize = 256;
+
+#[derive(Debug, Clone)]
+pub struct AqMatrix {
+    rows: usize,
+    cols: usize,
+    dim: usize,
+    books: usize,
+    /// `books × 256 × dim`, shared by every matrix coded against the same set.
+    codebooks: Arc<Vec<f32>>,
+    scales: Vec<f32>,
+    codes: Vec<u8>,
+    /// Row of each outlier.
+    outlier_rows: Vec<u32>,
+    outlier_cols: Vec<u32>,
+    outlier_values: Vec<f32>,
+}
+
+impl AqMatrix {
+    /// Panics when `codebooks` does not hold `books × 256 × dim` values.
+    pub fn new(tensor: AqTensor, codebooks: Arc<Vec<f32>>) -> Self {
+        assert_eq!(
+            codebooks.len(),
+            tensor.books * ENTRIES * tensor.dim,
+            "codebook set does not match the tensor"
+        );
+        let mut outlier_rows = Vec::with_capacity(tensor.outliers.len());
+        for (row, &count) in tensor.outliers.counts.iter().enumerate() {
+            outlier_rows.extend(core::iter::repeat_n(row as u32, count as usize));
+        }
+        Self {
+            rows: tensor.rows,
+            cols: tensor.cols,
+            dim: tensor.dim,
+            books: tensor.books,
+            codebooks,
+            scales: tensor.scales.iter().map(|&s| f16_value(s)).collect(),
+            codes: tensor.codes,
+            outlier_rows,
+            outlier_cols: tensor.outliers.columns.iter().map(|&c| c as u32).collect(),
+            outlier_values: tensor
+                .outliers
+                .corrections
+                .iter()
+                .map(|&v| f16_value(v))
+                .collect(),
+        }
+    }
+
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    pub fn cols(&self) -> usize {
+        self.cols
+    }
+
+    fn codes_per_row(&self) -> usize {
+        self.cols.div_ceil(self.dim) * self.books
+    }
+
+    pub fn matvec(&self, x: &[f32], out: &mut [f32]) {
+        let (dim, books) = (self.dim, self.books);
+        let per_row = self.codes_per_row();
+        // table[(piece · books + book) · 256 + code] = x_piece · C_book[code]
+        let mut table = vec![0f32; per_row * ENTRIES];
+        let mut piece = vec![0f32; dim];
+        for (p, tables) in table.chunks_exact_mut(books * ENTRIES).enumerate() {
+            let start = p * dim;
+            let end = (start + dim).min(self.cols);
+            piece.fill(0.0);
+            piece[..end - start].copy_from_slice(&x[start..end]);
+            for (entry, t) in self.codebooks.chunks_exact(dim).zip(tables.iter_mut()) {
+                *t = entry.iter().zip(&piece).map(|(a, b)| a * b).sum();
+            }
+        }
+        for ((o, codes), &scale) in out
+            .iter_mut()
+            .zip(self.codes.chunks_exact(per_row))
+            .zip(&self.scales)
+        {
+            let mut sum = 0f32;
+            for (t, &code) in table.chunks_exact(ENTRIES).zip(codes) {
+                sum += t[code as usize];
+            }
+            *o = scale * sum;
+        }
+        for ((&r, &c), &v) in self
+            .outlier_rows
+            .iter()
+            .zip(&self.outlier_cols)
+            .zip(&self.outlier_values)
+        {
+            out[r as usize] += v * x[c as usize];
+        }
+    }
+
+    pub fn dequantize(&self) -> Vec<f32> {
+        let (dim, books) = (self.dim, self.books);
+        let per_row = self.codes_per_row();
+        let padded = per_row / books * dim;
+        let mut row = vec![0f32; padded];
+        let mut out = Vec::with_capacity(self.rows * self.cols);
+        for (codes, &scale) in self.codes.chunks_exact(per_row).zip(&self.scales) {
+            row.fill(0.0);
+            for (piece, codes) in row.chunks_exact_mut(dim).zip(codes.chunks_exact(books)) {
+                for (book, &code) in codes.iter().enumerate() {
+                    let start = (book * ENTRIES + code as usize) * dim;
+                    for (w, &e) in piece.iter_mut().zip(&self.codebooks[start..start + dim]) {
+                        *w += e;
+                    }
+                }
+            }
+            out.extend(row[..self.cols].iter().map(|w| w * scale));
+        }
+        for ((&r, &c), &v) in self
+            .outlier_rows
+            .iter()
+            .zip(&self.outlier_cols)
+            .zip(&self.outlier_values)
+        {
+            out[r as usize * self.cols + c as usize] += v;
+        }
+        out
+    }
+
+    pub fn resident_bytes(&self) -> usize {
+        self.codes.len() + 4 * self.scales.len() + 12 * self.outlier_values.len()
+    }
+}
