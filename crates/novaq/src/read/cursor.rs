@@ -32,7 +32,7 @@ impl<'a> Cursor<'a> {
     }
 
     pub(crate) fn take(&mut self, len: u64, what: &str) -> Result<&'a [u8], ReadError> {
-        let needed = self.pos as u64 + len;
+        let needed = (self.pos as u64).saturating_add(len);
         if len > self.remaining() as u64 {
             return Err(self.error(ReadErrorKind::Truncated {
                 what: what.to_owned(),
