@@ -1,0 +1,318 @@
+//! Running one entry point of a canister on wasmi.
+//!
+//! A [`LiveInstance`] is a cache: the truth is the committed [`WasmHeap`] in the canister state.
+//! Before a message the instance is brought in line with it (a no-op when the last message
+//! committed), after a successful message the heap is copied back; after a trap or a query the
+//! instance is marked stale and reloaded before the next message. This makes every message
+//! atomic and keeps the network state serializable.
+
+use std::sync::Arc;
+
+use wasmi::{
+    Config, Engine, Func, Global, Instance, Linker, Memory, Module, Ref, Store, Table, Val,
+};
+use wasmi::{F32, F64, V128};
+
+use crate::canister::{GlobalValue, WasmHeap};
+use crate::stable_memory::PAGE_SIZE;
+use crate::system_api::{self, SystemState, TrapCause, WasmClosure};
+use crate::wasm_module::{self, ModuleError, PreparedModule, TABLE_EXPORT};
+
+/// Why a message did not complete.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ExecutionError {
+    #[error(transparent)]
+    Trap(#[from] TrapCause),
+    #[error("Canister trapped: {0}")]
+    WasmTrap(String),
+    #[error("Canister exceeded its wasm memory limit of {limit} bytes")]
+    WasmMemoryLimit { limit: u64 },
+    #[error("Canister's callback table has no function at index {0}")]
+    BadCallback(u32),
+    #[error("Failed to instantiate the canister module: {0}")]
+    Instantiation(String),
+}
+
+/// A module compiled and instantiated, with handles to what the host reaches into.
+pub struct LiveInstance {
+    pub module_hash: [u8; 32],
+    prepared: Arc<PreparedModule>,
+    store: Store<SystemState>,
+    instance: Instance,
+    memory: Option<Memory>,
+    table: Option<Table>,
+    globals: Vec<Global>,
+    /// True when linear memory and globals equal the committed heap.
+    in_sync: bool,
+}
+
+/// What one run produced: the staged system state, the outcome and the instructions used.
+pub struct RunResult {
+    pub state: SystemState,
+    pub outcome: Result<(), ExecutionError>,
+    pub instructions: u64,
+}
+
+/// The wasm engine and the `ic0` imports, shared by all canisters.
+pub struct WasmRuntime {
+    engine: Engine,
+    linker: Linker<SystemState>,
+}
+
+impl WasmRuntime {
+    pub fn new() -> Self {
+        let mut config = Config::default();
+        config.consume_fuel(true);
+        let engine = Engine::new(&config);
+        let mut linker = Linker::new(&engine);
+        system_api::link(&mut linker).expect("the ic0 imports are defined once each");
+        Self { engine, linker }
+    }
+
+    /// Validates and compiles `wasm`, then instantiates it (running a wasm `start` function).
+    pub fn instantiate(
+        &self,
+        wasm: &[u8],
+        start_fuel: u64,
+    ) -> Result<LiveInstance, InstantiateError> {
+        let prepared = Arc::new(wasm_module::prepare(wasm)?);
+        self.instantiate_prepared(prepared, start_fuel)
+    }
+
+    fn instantiate_prepared(
+        &self,
+        prepared: Arc<PreparedModule>,
+        start_fuel: u64,
+    ) -> Result<LiveInstance, InstantiateError> {
+        let module = Module::new(&self.engine, &prepared.wasm)
+            .map_err(|e| InstantiateError::Module(ModuleError::Invalid(e.to_string())))?;
+        let mut store = Store::new(&self.engine, SystemState::default());
+        store.data_mut().entry = Some(system_api::EntryPoint::Start);
+        store.data_mut().instruction_limit = start_fuel;
+        store
+            .set_fuel(start_fuel)
+            .map_err(|e| InstantiateError::Start(e.to_string()))?;
+        let instance = self
+            .linker
+            .instantiate_and_start(&mut store, &module)
+            .map_err(|e| InstantiateError::Start(e.to_string()))?;
+        let memory = instance.get_memory(&store, wasm_module::MEMORY_EXPORT);
+        let table = instance.get_table(&store, TABLE_EXPORT);
+        let globals = prepared
+            .mutable_globals
+            .iter()
+            .map(|name| {
+                instance
+                    .get_global(&store, name)
+                    .ok_or_else(|| InstantiateError::Start(format!("missing host export {name}")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        store.data_mut().memory = memory;
+        Ok(LiveInstance {
+            module_hash: prepared.module_hash,
+            prepared,
+            store,
+            instance,
+            memory,
+            table,
+            globals,
+            in_sync: true,
+        })
+    }
+
+    /// A fresh instance of the same module (used when the heap must shrink back).
+    fn reinstantiate(&self, live: &LiveInstance) -> Result<LiveInstance, InstantiateError> {
+        self.instantiate_prepared(live.prepared.clone(), u64::MAX)
+    }
+
+    /// Makes `live` reflect `heap`, reinstantiating if linear memory has grown past it.
+    pub fn load_heap(
+        &self,
+        live: &mut LiveInstance,
+        heap: &WasmHeap,
+    ) -> Result<(), InstantiateError> {
+        if live.in_sync {
+            return Ok(());
+        }
+        let current = live.memory.map_or(0, |m| m.data_size(&live.store));
+        if current > heap.memory.len() {
+            *live = self.reinstantiate(live)?;
+        }
+        if let Some(memory) = live.memory {
+            let have = memory.data_size(&live.store) as u64;
+            let want = heap.memory.len() as u64;
+            if want > have {
+                memory
+                    .grow(&mut live.store, (want - have) / PAGE_SIZE)
+                    .map_err(|e| InstantiateError::Start(e.to_string()))?;
+            }
+            memory
+                .data_mut(&mut live.store)
+                .copy_from_slice(&heap.memory);
+        }
+        for (global, value) in live.globals.iter().zip(&heap.globals) {
+            global
+                .set(&mut live.store, to_val(*value))
+                .map_err(|e| InstantiateError::Start(e.to_string()))?;
+        }
+        live.in_sync = true;
+        Ok(())
+    }
+}
+
+impl Default for WasmRuntime {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Why a module could not be instantiated.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InstantiateError {
+    #[error(transparent)]
+    Module(#[from] ModuleError),
+    #[error("instantiating the module failed: {0}")]
+    Start(String),
+}
+
+/// Which function of the module to run.
+pub enum Target<'a> {
+    Export(&'a str),
+    Closure(WasmClosure),
+}
+
+impl LiveInstance {
+    pub fn exports_function(&self, name: &str) -> bool {
+        self.instance.get_func(&self.store, name).is_some()
+    }
+
+    pub fn update_methods(&self) -> &std::collections::BTreeSet<String> {
+        &self.prepared.update_methods
+    }
+
+    pub fn query_methods(&self) -> &std::collections::BTreeSet<String> {
+        &self.prepared.query_methods
+    }
+
+    pub fn composite_query_methods(&self) -> &std::collections::BTreeSet<String> {
+        &self.prepared.composite_query_methods
+    }
+
+    /// The committed-heap form of the current linear memory and globals.
+    pub fn save_heap(&self, into: &mut WasmHeap) {
+        into.memory.clear();
+        if let Some(memory) = self.memory {
+            into.memory.extend_from_slice(memory.data(&self.store));
+        }
+        into.globals = self
+            .globals
+            .iter()
+            .filter_map(|g| from_val(&g.get(&self.store)))
+            .collect();
+    }
+
+    /// The instance no longer matches the committed heap (after a trap or a query).
+    pub fn mark_stale(&mut self) {
+        self.in_sync = false;
+    }
+
+    /// Bytes of linear memory.
+    pub fn memory_bytes(&self) -> u64 {
+        self.memory.map_or(0, |m| m.data_size(&self.store) as u64)
+    }
+
+    /// Runs `target` with `state` and at most `state.instruction_limit` instructions.
+    pub fn run(
+        &mut self,
+        target: Target<'_>,
+        mut state: SystemState,
+        wasm_memory_limit: u64,
+    ) -> RunResult {
+        let limit = state.instruction_limit;
+        state.memory = self.memory;
+        *self.store.data_mut() = state;
+        let outcome = self
+            .store
+            .set_fuel(limit)
+            .map_err(|e| ExecutionError::WasmTrap(e.to_string()))
+            .and_then(|()| self.call(target));
+        let fuel_left = self.store.get_fuel().unwrap_or(0);
+        let instructions = system_api::instructions_used(fuel_left, limit);
+        let outcome = outcome.and_then(|()| {
+            let used = self.memory_bytes();
+            if wasm_memory_limit > 0 && used > wasm_memory_limit {
+                Err(ExecutionError::WasmMemoryLimit {
+                    limit: wasm_memory_limit,
+                })
+            } else {
+                Ok(())
+            }
+        });
+        let state = std::mem::take(self.store.data_mut());
+        RunResult {
+            state,
+            outcome,
+            instructions,
+        }
+    }
+
+    fn call(&mut self, target: Target<'_>) -> Result<(), ExecutionError> {
+        let (func, args): (Func, Vec<Val>) = match target {
+            Target::Export(name) => {
+                let func = self.instance.get_func(&self.store, name).ok_or_else(|| {
+                    ExecutionError::WasmTrap(format!("no exported function {name}"))
+                })?;
+                (func, Vec::new())
+            }
+            Target::Closure(closure) => {
+                let func = self
+                    .table
+                    .and_then(|t| t.get(&self.store, u64::from(closure.table_index)))
+                    .and_then(|r| match r {
+                        Ref::Func(f) => f.val().copied(),
+                        Ref::Extern(_) => None,
+                    })
+                    .ok_or(ExecutionError::BadCallback(closure.table_index))?;
+                (func, vec![Val::I32(closure.env as i32)])
+            }
+        };
+        func.call(&mut self.store, &args, &mut [])
+            .map_err(|e| classify(e, self.store.data().instruction_limit))
+    }
+}
+
+/// Turns a wasmi error into the trap the IC would report.
+fn classify(error: wasmi::Error, instruction_limit: u64) -> ExecutionError {
+    if let Some(cause) = error.downcast_ref::<TrapCause>() {
+        return ExecutionError::Trap(cause.clone());
+    }
+    match error.as_trap_code() {
+        Some(wasmi::TrapCode::OutOfFuel) => {
+            ExecutionError::Trap(TrapCause::InstructionLimit(instruction_limit))
+        }
+        Some(code) => ExecutionError::WasmTrap(code.to_string()),
+        None => ExecutionError::WasmTrap(error.to_string()),
+    }
+}
+
+fn to_val(value: GlobalValue) -> Val {
+    match value {
+        GlobalValue::I32(v) => Val::I32(v),
+        GlobalValue::I64(v) => Val::I64(v),
+        GlobalValue::F32(bits) => Val::F32(F32::from_bits(bits)),
+        GlobalValue::F64(bits) => Val::F64(F64::from_bits(bits)),
+        GlobalValue::V128(v) => Val::V128(V128::from(v)),
+    }
+}
+
+/// Numeric globals only: the module rewrite never exports reference-typed globals.
+fn from_val(value: &Val) -> Option<GlobalValue> {
+    Some(match value {
+        Val::I32(v) => GlobalValue::I32(*v),
+        Val::I64(v) => GlobalValue::I64(*v),
+        Val::F32(v) => GlobalValue::F32(v.to_bits()),
+        Val::F64(v) => GlobalValue::F64(v.to_bits()),
+        Val::V128(v) => GlobalValue::V128(v.as_u128()),
+        Val::FuncRef(_) | Val::ExternRef(_) => return None,
+    })
+}

@@ -1,0 +1,35 @@
+//! A local Internet Computer: executes real canister `.wasm` modules with the IC's semantics.
+//!
+//! - [`LocalIc`] is the test API, shaped like PocketIC's.
+//! - [`NetworkState`] is everything a network is (serializable): save it, restore it with
+//!   [`LocalIc::from_state`].
+//! - Each message executes atomically on wasmi with the IC's instruction limits; a trap rolls
+//!   back the heap, mutable globals, stable memory, cycles and outgoing calls of that message.
+
+mod canister;
+mod certification;
+mod cycles;
+mod execution;
+mod ids;
+mod local_ic;
+mod management;
+mod network;
+mod reject;
+mod scheduler;
+mod stable_memory;
+mod system_api;
+mod wasm_module;
+
+pub use canister::{CanisterState, GlobalValue, InstalledCode, RunStatus, WasmHeap};
+pub use cycles::Fees;
+pub use ids::{MANAGEMENT_CANISTER, canister_id_from_index};
+pub use local_ic::{CallError, LocalIc, MAX_AWAIT_ROUNDS, MessageId};
+pub use management::DEFAULT_PROVISIONAL_CYCLES;
+pub use network::{GENESIS_NANOS, InstructionLimits, NetworkState};
+pub use reject::{RejectCode, RejectResponse, error_codes};
+pub use stable_memory::{MAX_STABLE_PAGES, PAGE_SIZE as WASM_PAGE_SIZE};
+pub use system_api::SUPPORTED_IMPORTS;
+pub use wasm_module::{MAX_WASM_MODULE_BYTES, ModuleError};
+
+/// Candid management canister types, re-exported so tests name the same types.
+pub use ic_management_canister_types as management_types;

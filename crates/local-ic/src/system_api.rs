@@ -1,0 +1,1236 @@
+//! The `ic0` System API: the state one message execution sees and the host functions over it.
+//!
+//! Every effect of a message (reply, outgoing calls, accepted cycles, stable writes, certified
+//! data, timer, logs) is staged in [`SystemState`] and applied by the scheduler only if the
+//! message completes without a trap; a trap simply discards the staged state.
+
+use candid::Principal;
+use wasmi::{Caller, Error, Linker, Memory};
+
+use crate::cycles::Fees;
+use crate::stable_memory::StableMemory;
+use crate::wasm_module::MEMORY_EXPORT;
+
+/// Every `ic0` function this runtime provides: all of ic0 1.2 except the cost functions of
+/// HTTPS outcalls and threshold signatures, which the local network does not offer.
+pub const SUPPORTED_IMPORTS: &[&str] = &[
+    "msg_arg_data_size",
+    "msg_arg_data_copy",
+    "msg_caller_size",
+    "msg_caller_copy",
+    "msg_caller_info_data_size",
+    "msg_caller_info_data_copy",
+    "msg_caller_info_signer_size",
+    "msg_caller_info_signer_copy",
+    "msg_reject_code",
+    "msg_reject_msg_size",
+    "msg_reject_msg_copy",
+    "msg_deadline",
+    "msg_reply_data_append",
+    "msg_reply",
+    "msg_reject",
+    "msg_cycles_available128",
+    "msg_cycles_refunded128",
+    "msg_cycles_accept128",
+    "cycles_burn128",
+    "canister_self_size",
+    "canister_self_copy",
+    "canister_cycle_balance128",
+    "canister_liquid_cycle_balance128",
+    "canister_status",
+    "canister_version",
+    "subnet_self_size",
+    "subnet_self_copy",
+    "subnet_self_node_count",
+    "msg_method_name_size",
+    "msg_method_name_copy",
+    "accept_message",
+    "call_new",
+    "call_on_cleanup",
+    "call_data_append",
+    "call_with_best_effort_response",
+    "call_cycles_add128",
+    "call_perform",
+    "stable64_size",
+    "stable64_grow",
+    "stable64_write",
+    "stable64_read",
+    "root_key_size",
+    "root_key_copy",
+    "certified_data_set",
+    "data_certificate_present",
+    "data_certificate_size",
+    "data_certificate_copy",
+    "time",
+    "global_timer_set",
+    "performance_counter",
+    "is_controller",
+    "in_replicated_execution",
+    "cost_call",
+    "cost_create_canister",
+    "env_var_count",
+    "env_var_name_size",
+    "env_var_name_copy",
+    "env_var_name_exists",
+    "env_var_value_size",
+    "env_var_value_copy",
+    "debug_print",
+    "trap",
+];
+
+/// Instructions charged for entering any System API function.
+const SYSTEM_API_BASE_COST: u64 = 100;
+/// Extra instructions charged by `ic0.call_perform`.
+const CALL_PERFORM_COST: u64 = 5_000;
+/// Most bytes `ic0.certified_data_set` accepts.
+const MAX_CERTIFIED_DATA_BYTES: usize = 32;
+/// Largest reply or call payload (the IC's inter-canister message limit).
+pub const MAX_PAYLOAD_BYTES: usize = 2 * 1024 * 1024;
+/// Longest timeout a best-effort call may ask for.
+const MAX_CALL_TIMEOUT_SECONDS: u32 = 300;
+/// Largest log record kept from one `debug_print` or trap message.
+const MAX_LOG_RECORD_BYTES: usize = 4 * 1024;
+
+/// Which exported function is running; decides which System API functions are available.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EntryPoint {
+    Start,
+    Init,
+    PreUpgrade,
+    PostUpgrade,
+    Update,
+    Query,
+    ReplyCallback,
+    RejectCallback,
+    Cleanup,
+    InspectMessage,
+    GlobalTimer,
+}
+
+impl EntryPoint {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Start => "start",
+            Self::Init => "canister_init",
+            Self::PreUpgrade => "canister_pre_upgrade",
+            Self::PostUpgrade => "canister_post_upgrade",
+            Self::Update => "update",
+            Self::Query => "query",
+            Self::ReplyCallback => "reply callback",
+            Self::RejectCallback => "reject callback",
+            Self::Cleanup => "cleanup callback",
+            Self::InspectMessage => "canister_inspect_message",
+            Self::GlobalTimer => "canister_global_timer",
+        }
+    }
+
+    fn is_callback(self) -> bool {
+        matches!(self, Self::ReplyCallback | Self::RejectCallback)
+    }
+
+    fn may_respond(self) -> bool {
+        matches!(self, Self::Update | Self::Query) || self.is_callback()
+    }
+
+    fn may_call(self) -> bool {
+        matches!(self, Self::Update | Self::GlobalTimer) || self.is_callback()
+    }
+
+    fn may_accept_cycles(self) -> bool {
+        matches!(self, Self::Update) || self.is_callback()
+    }
+
+    fn has_arg_data(self) -> bool {
+        matches!(
+            self,
+            Self::Init
+                | Self::PostUpgrade
+                | Self::Update
+                | Self::Query
+                | Self::ReplyCallback
+                | Self::InspectMessage
+        )
+    }
+
+    fn is_query(self) -> bool {
+        matches!(self, Self::Query | Self::InspectMessage)
+    }
+}
+
+/// A table-function callback registered with `ic0.call_new` / `ic0.call_on_cleanup`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct WasmClosure {
+    pub table_index: u32,
+    pub env: u32,
+}
+
+/// A call being assembled between `ic0.call_new` and `ic0.call_perform`.
+#[derive(Debug, Clone)]
+pub struct OutgoingCall {
+    pub callee: Principal,
+    pub method: String,
+    pub arg: Vec<u8>,
+    pub cycles: u128,
+    pub on_reply: WasmClosure,
+    pub on_reject: WasmClosure,
+    pub on_cleanup: Option<WasmClosure>,
+    pub timeout_seconds: Option<u32>,
+}
+
+/// How the message answered its call context, if it did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Response {
+    Reply(Vec<u8>),
+    Reject(String),
+}
+
+/// A record for the canister log.
+#[derive(Debug, Clone)]
+pub struct LogLine {
+    pub timestamp_nanos: u64,
+    pub content: Vec<u8>,
+}
+
+/// Why a message stopped before returning normally.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TrapCause {
+    #[error("Canister called `ic0.trap` with message: '{0}'")]
+    Explicit(String),
+    #[error("Canister violated contract: {0}")]
+    ContractViolation(String),
+    #[error("Canister exceeded the limit of {0} instructions for single message execution.")]
+    InstructionLimit(u64),
+    #[error("Stable memory access out of bounds: {0}")]
+    StableOutOfBounds(String),
+    #[error("Heap memory access out of bounds in `ic0.{0}`")]
+    HeapOutOfBounds(&'static str),
+}
+
+impl wasmi::errors::HostError for TrapCause {}
+
+fn trap(cause: TrapCause) -> Error {
+    Error::host(cause)
+}
+
+fn violation(message: impl Into<String>) -> Error {
+    trap(TrapCause::ContractViolation(message.into()))
+}
+
+/// Everything one execution reads and stages. Lives in the wasmi store's data slot.
+#[derive(Debug)]
+pub struct SystemState {
+    pub entry: Option<EntryPoint>,
+    pub memory: Option<Memory>,
+    pub canister_id: Principal,
+    pub caller: Option<Principal>,
+    pub method_name: String,
+    pub arg: Vec<u8>,
+    /// In a reject callback: the code and message of the rejection.
+    pub reject: Option<(u32, String)>,
+    pub time: u64,
+    pub controllers: Vec<Principal>,
+    pub env_vars: Vec<(String, String)>,
+    pub canister_version: u64,
+    /// 1 running, 2 stopping, 3 stopped (as `ic0.canister_status` reports).
+    pub status_code: u32,
+    /// Deadline of the current best-effort call (0 for unbounded-wait calls).
+    pub deadline: u64,
+    pub data_certificate: Option<Vec<u8>>,
+    pub root_key: Vec<u8>,
+    pub subnet_id: Principal,
+    pub fees: Fees,
+    // Cycles.
+    pub balance: u128,
+    pub cycles_available: u128,
+    pub cycles_accepted: u128,
+    pub cycles_refunded: u128,
+    pub cycles_burned: u128,
+    // Responses.
+    pub call_context_responded: bool,
+    pub reply_buffer: Vec<u8>,
+    pub response: Option<Response>,
+    pub message_accepted: bool,
+    // Calls.
+    pub pending_call: Option<OutgoingCall>,
+    pub calls: Vec<OutgoingCall>,
+    // Other effects.
+    pub stable: StableMemory,
+    pub max_stable_pages: u64,
+    pub certified_data: Option<Vec<u8>>,
+    pub global_timer: u64,
+    pub logs: Vec<LogLine>,
+    // Instruction accounting.
+    pub instruction_limit: u64,
+    pub call_context_instructions: u64,
+}
+
+impl SystemState {
+    fn entry(&self) -> EntryPoint {
+        self.entry.unwrap_or(EntryPoint::Start)
+    }
+
+    fn require(&self, allowed: bool, function: &str) -> Result<(), Error> {
+        if allowed {
+            Ok(())
+        } else {
+            Err(violation(format!(
+                "\"ic0_{function}\" cannot be executed in {} mode",
+                self.entry().name()
+            )))
+        }
+    }
+
+    fn log(&mut self, content: &[u8]) {
+        let content = content[..content.len().min(MAX_LOG_RECORD_BYTES)].to_vec();
+        self.logs.push(LogLine {
+            timestamp_nanos: self.time,
+            content,
+        });
+    }
+}
+
+impl Default for SystemState {
+    fn default() -> Self {
+        Self {
+            entry: None,
+            memory: None,
+            canister_id: Principal::management_canister(),
+            caller: None,
+            method_name: String::new(),
+            arg: Vec::new(),
+            reject: None,
+            time: 0,
+            controllers: Vec::new(),
+            env_vars: Vec::new(),
+            canister_version: 0,
+            status_code: 0,
+            deadline: 0,
+            data_certificate: None,
+            root_key: Vec::new(),
+            subnet_id: Principal::management_canister(),
+            fees: Fees::default(),
+            balance: 0,
+            cycles_available: 0,
+            cycles_accepted: 0,
+            cycles_refunded: 0,
+            cycles_burned: 0,
+            call_context_responded: false,
+            reply_buffer: Vec::new(),
+            response: None,
+            message_accepted: false,
+            pending_call: None,
+            calls: Vec::new(),
+            stable: StableMemory::default(),
+            max_stable_pages: 0,
+            certified_data: None,
+            global_timer: 0,
+            logs: Vec::new(),
+            instruction_limit: 0,
+            call_context_instructions: 0,
+        }
+    }
+}
+
+type Ctx<'a> = Caller<'a, SystemState>;
+
+/// Instructions used so far by the running message.
+pub fn instructions_used(fuel_left: u64, limit: u64) -> u64 {
+    limit.saturating_sub(fuel_left)
+}
+
+fn charge(caller: &mut Ctx<'_>, instructions: u64) -> Result<(), Error> {
+    let fuel = caller.get_fuel()?;
+    let cost = SYSTEM_API_BASE_COST.saturating_add(instructions);
+    if fuel < cost {
+        return Err(trap(TrapCause::InstructionLimit(
+            caller.data().instruction_limit,
+        )));
+    }
+    caller.set_fuel(fuel - cost)
+}
+
+fn memory(caller: &Ctx<'_>) -> Result<Memory, Error> {
+    match caller.data().memory {
+        Some(memory) => Ok(memory),
+        None => caller
+            .get_export(MEMORY_EXPORT)
+            .and_then(|e| e.into_memory())
+            .ok_or_else(|| violation("the module has no memory")),
+    }
+}
+
+fn range(start: i32, len: i32) -> Option<std::ops::Range<usize>> {
+    let start = start as u32 as usize;
+    let end = start.checked_add(len as u32 as usize)?;
+    Some(start..end)
+}
+
+/// Reads `size` bytes of heap at `src`.
+fn read_heap(
+    caller: &mut Ctx<'_>,
+    src: i32,
+    size: i32,
+    function: &'static str,
+) -> Result<Vec<u8>, Error> {
+    charge(caller, size as u32 as u64)?;
+    let memory = memory(caller)?;
+    let heap = memory.data(&*caller);
+    range(src, size)
+        .and_then(|r| heap.get(r))
+        .map(<[u8]>::to_vec)
+        .ok_or_else(|| trap(TrapCause::HeapOutOfBounds(function)))
+}
+
+/// Writes `bytes` into the heap at `dst`.
+fn write_heap(
+    caller: &mut Ctx<'_>,
+    dst: i32,
+    bytes: &[u8],
+    function: &'static str,
+) -> Result<(), Error> {
+    charge(caller, bytes.len() as u64)?;
+    let memory = memory(caller)?;
+    let heap = memory.data_mut(&mut *caller);
+    range(dst, bytes.len() as i32)
+        .and_then(|r| heap.get_mut(r))
+        .ok_or_else(|| trap(TrapCause::HeapOutOfBounds(function)))?
+        .copy_from_slice(bytes);
+    Ok(())
+}
+
+/// The `*_copy(dst, offset, size)` pattern: copies `source[offset..offset+size]` to `dst`.
+fn copy_slice(
+    caller: &mut Ctx<'_>,
+    source: &[u8],
+    dst: i32,
+    offset: i32,
+    size: i32,
+    function: &'static str,
+) -> Result<(), Error> {
+    let chunk = range(offset, size)
+        .and_then(|r| source.get(r))
+        .ok_or_else(|| {
+            violation(format!(
+                "ic0.{function}: offset + size exceeds the source length"
+            ))
+        })?
+        .to_vec();
+    write_heap(caller, dst, &chunk, function)
+}
+
+fn write_u128(
+    caller: &mut Ctx<'_>,
+    dst: i32,
+    value: u128,
+    function: &'static str,
+) -> Result<(), Error> {
+    write_heap(caller, dst, &value.to_le_bytes(), function)
+}
+
+fn join_u128(high: i64, low: i64) -> u128 {
+    (u128::from(high as u64) << 64) | u128::from(low as u64)
+}
+
+fn principal_from_heap(
+    caller: &mut Ctx<'_>,
+    src: i32,
+    size: i32,
+    function: &'static str,
+) -> Result<Principal, Error> {
+    let bytes = read_heap(caller, src, size, function)?;
+    Principal::try_from_slice(&bytes)
+        .map_err(|e| violation(format!("ic0.{function}: invalid principal: {e}")))
+}
+
+fn utf8_from_heap(
+    caller: &mut Ctx<'_>,
+    src: i32,
+    size: i32,
+    function: &'static str,
+) -> Result<String, Error> {
+    let bytes = read_heap(caller, src, size, function)?;
+    String::from_utf8(bytes)
+        .map_err(|_| violation(format!("ic0.{function}: text is not valid UTF-8")))
+}
+
+/// Registers every function of [`SUPPORTED_IMPORTS`] under module `ic0`.
+pub fn link(linker: &mut Linker<SystemState>) -> Result<(), Error> {
+    link_message(linker)?;
+    link_cycles(linker)?;
+    link_canister(linker)?;
+    link_calls(linker)?;
+    link_stable(linker)?;
+    link_certification(linker)?;
+    link_misc(linker)?;
+    Ok(())
+}
+
+fn link_message(l: &mut Linker<SystemState>) -> Result<(), Error> {
+    l.func_wrap(
+        "ic0",
+        "msg_arg_data_size",
+        |mut c: Ctx<'_>| -> Result<i32, Error> {
+            charge(&mut c, 0)?;
+            let s = c.data();
+            s.require(s.entry().has_arg_data(), "msg_arg_data_size")?;
+            Ok(s.arg.len() as i32)
+        },
+    )?;
+    l.func_wrap(
+        "ic0",
+        "msg_arg_data_copy",
+        |mut c: Ctx<'_>, dst: i32, off: i32, size: i32| {
+            let s = c.data();
+            s.require(s.entry().has_arg_data(), "msg_arg_data_copy")?;
+            let arg = std::mem::take(&mut c.data_mut().arg);
+            let result = copy_slice(&mut c, &arg, dst, off, size, "msg_arg_data_copy");
+            c.data_mut().arg = arg;
+            result
+        },
+    )?;
+    l.func_wrap(
+        "ic0",
+        "msg_caller_size",
+        |mut c: Ctx<'_>| -> Result<i32, Error> {
+            charge(&mut c, 0)?;
+            let caller = c
+                .data()
+                .caller
+                .ok_or_else(|| violation("msg_caller is not available here"))?;
+            Ok(caller.as_slice().len() as i32)
+        },
+    )?;
+    l.func_wrap(
+        "ic0",
+        "msg_caller_copy",
+        |mut c: Ctx<'_>, dst: i32, off: i32, size: i32| {
+            let caller = c
+                .data()
+                .caller
+                .ok_or_else(|| violation("msg_caller is not available here"))?;
+            copy_slice(&mut c, caller.as_slice(), dst, off, size, "msg_caller_copy")
+        },
+    )?;
+    // The local network has no delegated callers: caller info is always empty.
+    l.func_wrap(
+        "ic0",
+        "msg_caller_info_data_size",
+        |mut c: Ctx<'_>| -> Result<i32, Error> {
+            charge(&mut c, 0)?;
+            Ok(0)
+        },
+    )?;
+    l.func_wrap(
+        "ic0",
+        "msg_caller_info_data_copy",
+        |mut c: Ctx<'_>, dst: i32, off: i32, size: i32| {
+            copy_slice(&mut c, &[], dst, off, size, "msg_caller_info_data_copy")
+        },
+    )?;
+    l.func_wrap(
+        "ic0",
+        "msg_caller_info_signer_size",
+        |mut c: Ctx<'_>| -> Result<i32, Error> {
+            charge(&mut c, 0)?;
+            Ok(0)
+        },
+    )?;
+    l.func_wrap(
+        "ic0",
+        "msg_caller_info_signer_copy",
+        |mut c: Ctx<'_>, dst: i32, off: i32, size: i32| {
+            copy_slice(&mut c, &[], dst, off, size, "msg_caller_info_signer_copy")
+        },
+    )?;
+    l.func_wrap(
+        "ic0",
+        "msg_reject_code",
+        |mut c: Ctx<'_>| -> Result<i32, Error> {
+            charge(&mut c, 0)?;
+            let s = c.data();
+            s.require(s.entry().is_callback(), "msg_reject_code")?;
+            Ok(s.reject.as_ref().map_or(0, |(code, _)| *code) as i32)
+        },
+    )?;
+    l.func_wrap(
+        "ic0",
+        "msg_reject_msg_size",
+        |mut c: Ctx<'_>| -> Result<i32, Error> {
+            charge(&mut c, 0)?;
+            let s = c.data();
+            s.require(
+                s.entry() == EntryPoint::RejectCallback,
+                "msg_reject_msg_size",
+            )?;
+            Ok(s.reject.as_ref().map_or(0, |(_, m)| m.len()) as i32)
+        },
+    )?;
+    l.func_wrap(
+        "ic0",
+        "msg_reject_msg_copy",
+        |mut c: Ctx<'_>, dst: i32, off: i32, size: i32| {
+            let s = c.data();
+            s.require(
+                s.entry() == EntryPoint::RejectCallback,
+                "msg_reject_msg_copy",
+            )?;
+            let message = s
+                .reject
+                .as_ref()
+                .map(|(_, m)| m.clone())
+                .unwrap_or_default();
+            copy_slice(
+                &mut c,
+                message.as_bytes(),
+                dst,
+                off,
+                size,
+                "msg_reject_msg_copy",
+            )
+        },
+    )?;
+    l.func_wrap(
+        "ic0",
+        "msg_deadline",
+        |mut c: Ctx<'_>| -> Result<i64, Error> {
+            charge(&mut c, 0)?;
+            let s = c.data();
+            s.require(s.entry().may_respond(), "msg_deadline")?;
+            Ok(s.deadline as i64)
+        },
+    )?;
+    l.func_wrap("ic0", "msg_reply_data_append", |mut c: Ctx<'_>, src: i32, size: i32| {
+        let s = c.data();
+        s.require(s.entry().may_respond(), "msg_reply_data_append")?;
+        if s.call_context_responded || s.response.is_some() {
+            return Err(violation("msg_reply_data_append: the call was already responded to"));
+        }
+        let bytes = read_heap(&mut c, src, size, "msg_reply_data_append")?;
+        let buffer = &mut c.data_mut().reply_buffer;
+        if buffer.len() + bytes.len() > MAX_PAYLOAD_BYTES {
+            return Err(violation(format!(
+                "msg_reply_data_append: the reply exceeds the limit of {MAX_PAYLOAD_BYTES} bytes"
+            )));
+        }
+        buffer.extend_from_slice(&bytes);
+        Ok(())
+    })?;
+    l.func_wrap("ic0", "msg_reply", |mut c: Ctx<'_>| {
+        charge(&mut c, 0)?;
+        let s = c.data_mut();
+        s.require(s.entry().may_respond(), "msg_reply")?;
+        if s.call_context_responded || s.response.is_some() {
+            return Err(violation("msg_reply: the call was already responded to"));
+        }
+        s.response = Some(Response::Reply(std::mem::take(&mut s.reply_buffer)));
+        Ok(())
+    })?;
+    l.func_wrap(
+        "ic0",
+        "msg_reject",
+        |mut c: Ctx<'_>, src: i32, size: i32| {
+            let s = c.data();
+            s.require(s.entry().may_respond(), "msg_reject")?;
+            if s.call_context_responded || s.response.is_some() {
+                return Err(violation("msg_reject: the call was already responded to"));
+            }
+            let message = utf8_from_heap(&mut c, src, size, "msg_reject")?;
+            c.data_mut().response = Some(Response::Reject(message));
+            Ok(())
+        },
+    )?;
+    l.func_wrap(
+        "ic0",
+        "msg_method_name_size",
+        |mut c: Ctx<'_>| -> Result<i32, Error> {
+            charge(&mut c, 0)?;
+            let s = c.data();
+            s.require(
+                matches!(
+                    s.entry(),
+                    EntryPoint::Update | EntryPoint::Query | EntryPoint::InspectMessage
+                ),
+                "msg_method_name_size",
+            )?;
+            Ok(s.method_name.len() as i32)
+        },
+    )?;
+    l.func_wrap(
+        "ic0",
+        "msg_method_name_copy",
+        |mut c: Ctx<'_>, dst: i32, off: i32, size: i32| {
+            let s = c.data();
+            s.require(
+                matches!(
+                    s.entry(),
+                    EntryPoint::Update | EntryPoint::Query | EntryPoint::InspectMessage
+                ),
+                "msg_method_name_copy",
+            )?;
+            let name = s.method_name.clone();
+            copy_slice(
+                &mut c,
+                name.as_bytes(),
+                dst,
+                off,
+                size,
+                "msg_method_name_copy",
+            )
+        },
+    )?;
+    l.func_wrap("ic0", "accept_message", |mut c: Ctx<'_>| {
+        charge(&mut c, 0)?;
+        let s = c.data_mut();
+        s.require(s.entry() == EntryPoint::InspectMessage, "accept_message")?;
+        if s.message_accepted {
+            return Err(violation(
+                "accept_message: the message was already accepted",
+            ));
+        }
+        s.message_accepted = true;
+        Ok(())
+    })?;
+    Ok(())
+}
+
+fn link_cycles(l: &mut Linker<SystemState>) -> Result<(), Error> {
+    l.func_wrap(
+        "ic0",
+        "msg_cycles_available128",
+        |mut c: Ctx<'_>, dst: i32| {
+            let s = c.data();
+            s.require(s.entry().may_accept_cycles(), "msg_cycles_available128")?;
+            let available = s.cycles_available;
+            write_u128(&mut c, dst, available, "msg_cycles_available128")
+        },
+    )?;
+    l.func_wrap(
+        "ic0",
+        "msg_cycles_refunded128",
+        |mut c: Ctx<'_>, dst: i32| {
+            let s = c.data();
+            s.require(s.entry().is_callback(), "msg_cycles_refunded128")?;
+            let refunded = s.cycles_refunded;
+            write_u128(&mut c, dst, refunded, "msg_cycles_refunded128")
+        },
+    )?;
+    l.func_wrap(
+        "ic0",
+        "msg_cycles_accept128",
+        |mut c: Ctx<'_>, high: i64, low: i64, dst: i32| {
+            let s = c.data_mut();
+            s.require(s.entry().may_accept_cycles(), "msg_cycles_accept128")?;
+            let amount = join_u128(high, low).min(s.cycles_available);
+            s.cycles_available -= amount;
+            s.cycles_accepted += amount;
+            s.balance += amount;
+            write_u128(&mut c, dst, amount, "msg_cycles_accept128")
+        },
+    )?;
+    l.func_wrap(
+        "ic0",
+        "cycles_burn128",
+        |mut c: Ctx<'_>, high: i64, low: i64, dst: i32| {
+            let s = c.data_mut();
+            s.require(!s.entry().is_query(), "cycles_burn128")?;
+            let amount = join_u128(high, low).min(s.balance);
+            s.balance -= amount;
+            s.cycles_burned += amount;
+            write_u128(&mut c, dst, amount, "cycles_burn128")
+        },
+    )?;
+    l.func_wrap(
+        "ic0",
+        "canister_cycle_balance128",
+        |mut c: Ctx<'_>, dst: i32| {
+            let balance = c.data().balance;
+            write_u128(&mut c, dst, balance, "canister_cycle_balance128")
+        },
+    )?;
+    l.func_wrap(
+        "ic0",
+        "canister_liquid_cycle_balance128",
+        |mut c: Ctx<'_>, dst: i32| {
+            let balance = c.data().balance;
+            write_u128(&mut c, dst, balance, "canister_liquid_cycle_balance128")
+        },
+    )?;
+    l.func_wrap(
+        "ic0",
+        "cost_call",
+        |mut c: Ctx<'_>, name_size: i64, payload_size: i64, dst: i32| {
+            let cost = c.data().fees.call(name_size as u64, payload_size as u64);
+            write_u128(&mut c, dst, cost, "cost_call")
+        },
+    )?;
+    l.func_wrap("ic0", "cost_create_canister", |mut c: Ctx<'_>, dst: i32| {
+        let cost = c.data().fees.canister_creation;
+        write_u128(&mut c, dst, cost, "cost_create_canister")
+    })?;
+    Ok(())
+}
+
+fn link_canister(l: &mut Linker<SystemState>) -> Result<(), Error> {
+    l.func_wrap(
+        "ic0",
+        "canister_self_size",
+        |mut c: Ctx<'_>| -> Result<i32, Error> {
+            charge(&mut c, 0)?;
+            Ok(c.data().canister_id.as_slice().len() as i32)
+        },
+    )?;
+    l.func_wrap(
+        "ic0",
+        "canister_self_copy",
+        |mut c: Ctx<'_>, dst: i32, off: i32, size: i32| {
+            let id = c.data().canister_id;
+            copy_slice(&mut c, id.as_slice(), dst, off, size, "canister_self_copy")
+        },
+    )?;
+    l.func_wrap(
+        "ic0",
+        "canister_status",
+        |mut c: Ctx<'_>| -> Result<i32, Error> {
+            charge(&mut c, 0)?;
+            Ok(c.data().status_code as i32)
+        },
+    )?;
+    l.func_wrap(
+        "ic0",
+        "canister_version",
+        |mut c: Ctx<'_>| -> Result<i64, Error> {
+            charge(&mut c, 0)?;
+            Ok(c.data().canister_version as i64)
+        },
+    )?;
+    l.func_wrap(
+        "ic0",
+        "subnet_self_size",
+        |mut c: Ctx<'_>| -> Result<i32, Error> {
+            charge(&mut c, 0)?;
+            Ok(c.data().subnet_id.as_slice().len() as i32)
+        },
+    )?;
+    l.func_wrap(
+        "ic0",
+        "subnet_self_copy",
+        |mut c: Ctx<'_>, dst: i32, off: i32, size: i32| {
+            let id = c.data().subnet_id;
+            copy_slice(&mut c, id.as_slice(), dst, off, size, "subnet_self_copy")
+        },
+    )?;
+    l.func_wrap(
+        "ic0",
+        "subnet_self_node_count",
+        |mut c: Ctx<'_>| -> Result<i32, Error> {
+            charge(&mut c, 0)?;
+            Ok(c.data().fees.subnet_size as i32)
+        },
+    )?;
+    l.func_wrap(
+        "ic0",
+        "is_controller",
+        |mut c: Ctx<'_>, src: i32, size: i32| -> Result<i32, Error> {
+            let principal = principal_from_heap(&mut c, src, size, "is_controller")?;
+            Ok(i32::from(c.data().controllers.contains(&principal)))
+        },
+    )?;
+    Ok(())
+}
+
+fn link_calls(l: &mut Linker<SystemState>) -> Result<(), Error> {
+    l.func_wrap(
+        "ic0",
+        "call_new",
+        |mut c: Ctx<'_>,
+         callee_src: i32,
+         callee_size: i32,
+         name_src: i32,
+         name_size: i32,
+         reply_fun: i32,
+         reply_env: i32,
+         reject_fun: i32,
+         reject_env: i32| {
+            let s = c.data();
+            s.require(s.entry().may_call(), "call_new")?;
+            let callee = principal_from_heap(&mut c, callee_src, callee_size, "call_new")?;
+            let method = utf8_from_heap(&mut c, name_src, name_size, "call_new")?;
+            // A call assembled but never performed is discarded by a new `call_new`.
+            c.data_mut().pending_call = Some(OutgoingCall {
+                callee,
+                method,
+                arg: Vec::new(),
+                cycles: 0,
+                on_reply: WasmClosure {
+                    table_index: reply_fun as u32,
+                    env: reply_env as u32,
+                },
+                on_reject: WasmClosure {
+                    table_index: reject_fun as u32,
+                    env: reject_env as u32,
+                },
+                on_cleanup: None,
+                timeout_seconds: None,
+            });
+            Ok(())
+        },
+    )?;
+    l.func_wrap(
+        "ic0",
+        "call_on_cleanup",
+        |mut c: Ctx<'_>, fun: i32, env: i32| {
+            charge(&mut c, 0)?;
+            let call = pending_call(&mut c, "call_on_cleanup")?;
+            if call.on_cleanup.is_some() {
+                return Err(violation(
+                    "call_on_cleanup: a cleanup callback is already set",
+                ));
+            }
+            call.on_cleanup = Some(WasmClosure {
+                table_index: fun as u32,
+                env: env as u32,
+            });
+            Ok(())
+        },
+    )?;
+    l.func_wrap(
+        "ic0",
+        "call_data_append",
+        |mut c: Ctx<'_>, src: i32, size: i32| {
+            pending_call(&mut c, "call_data_append")?;
+            let bytes = read_heap(&mut c, src, size, "call_data_append")?;
+            let call = pending_call(&mut c, "call_data_append")?;
+            if call.arg.len() + bytes.len() > MAX_PAYLOAD_BYTES {
+                return Err(violation(format!(
+                    "call_data_append: the payload exceeds the limit of {MAX_PAYLOAD_BYTES} bytes"
+                )));
+            }
+            call.arg.extend_from_slice(&bytes);
+            Ok(())
+        },
+    )?;
+    l.func_wrap(
+        "ic0",
+        "call_with_best_effort_response",
+        |mut c: Ctx<'_>, timeout: i32| {
+            charge(&mut c, 0)?;
+            let call = pending_call(&mut c, "call_with_best_effort_response")?;
+            if call.timeout_seconds.is_some() {
+                return Err(violation(
+                    "call_with_best_effort_response: called twice for one call",
+                ));
+            }
+            call.timeout_seconds = Some((timeout as u32).min(MAX_CALL_TIMEOUT_SECONDS));
+            Ok(())
+        },
+    )?;
+    l.func_wrap(
+        "ic0",
+        "call_cycles_add128",
+        |mut c: Ctx<'_>, high: i64, low: i64| {
+            charge(&mut c, 0)?;
+            let amount = join_u128(high, low);
+            let balance = c.data().balance;
+            if balance < amount {
+                return Err(violation(format!(
+                    "call_cycles_add128: cannot add {amount} cycles, the balance is {balance}"
+                )));
+            }
+            let call = pending_call(&mut c, "call_cycles_add128")?;
+            call.cycles += amount;
+            c.data_mut().balance -= amount;
+            Ok(())
+        },
+    )?;
+    l.func_wrap(
+        "ic0",
+        "call_perform",
+        |mut c: Ctx<'_>| -> Result<i32, Error> {
+            charge(&mut c, CALL_PERFORM_COST)?;
+            pending_call(&mut c, "call_perform")?;
+            let s = c.data_mut();
+            let call = s.pending_call.take().expect("checked by pending_call");
+            let fee = s.fees.call(call.method.len() as u64, call.arg.len() as u64);
+            if s.balance < fee {
+                // The cycles added to the call go back to the balance (spec: call_perform fails).
+                s.balance += call.cycles;
+                return Ok(crate::reject::RejectCode::SysTransient.as_u32() as i32);
+            }
+            s.balance -= fee;
+            s.calls.push(call);
+            Ok(0)
+        },
+    )?;
+    Ok(())
+}
+
+fn pending_call<'a>(c: &'a mut Ctx<'_>, function: &str) -> Result<&'a mut OutgoingCall, Error> {
+    let s = c.data_mut();
+    s.require(s.entry().may_call(), function)?;
+    s.pending_call.as_mut().ok_or_else(|| {
+        violation(format!(
+            "ic0.{function} called without a preceding ic0.call_new"
+        ))
+    })
+}
+
+fn link_stable(l: &mut Linker<SystemState>) -> Result<(), Error> {
+    l.func_wrap(
+        "ic0",
+        "stable64_size",
+        |mut c: Ctx<'_>| -> Result<i64, Error> {
+            charge(&mut c, 0)?;
+            Ok(c.data().stable.size_pages() as i64)
+        },
+    )?;
+    l.func_wrap(
+        "ic0",
+        "stable64_grow",
+        |mut c: Ctx<'_>, new_pages: i64| -> Result<i64, Error> {
+            charge(&mut c, 0)?;
+            let s = c.data_mut();
+            let max = s.max_stable_pages;
+            Ok(s.stable
+                .grow(new_pages as u64, max)
+                .map_or(-1, |old| old as i64))
+        },
+    )?;
+    l.func_wrap(
+        "ic0",
+        "stable64_write",
+        |mut c: Ctx<'_>, offset: i64, src: i64, size: i64| {
+            let (src, size) = wasm32_range(src, size, "stable64_write")?;
+            let bytes = read_heap(&mut c, src, size, "stable64_write")?;
+            c.data_mut()
+                .stable
+                .write(offset as u64, &bytes)
+                .map_err(|e| trap(TrapCause::StableOutOfBounds(e.to_string())))
+        },
+    )?;
+    l.func_wrap(
+        "ic0",
+        "stable64_read",
+        |mut c: Ctx<'_>, dst: i64, offset: i64, size: i64| {
+            let (dst, size) = wasm32_range(dst, size, "stable64_read")?;
+            let mut bytes = vec![0; size as u32 as usize];
+            c.data()
+                .stable
+                .read(offset as u64, &mut bytes)
+                .map_err(|e| trap(TrapCause::StableOutOfBounds(e.to_string())))?;
+            write_heap(&mut c, dst, &bytes, "stable64_read")
+        },
+    )?;
+    Ok(())
+}
+
+/// Heap addresses of the 64-bit stable API must fit the 32-bit heap.
+fn wasm32_range(addr: i64, size: i64, function: &'static str) -> Result<(i32, i32), Error> {
+    let fits = |v: i64| u32::try_from(v as u64).is_ok();
+    if fits(addr) && fits(size) {
+        Ok((addr as u32 as i32, size as u32 as i32))
+    } else {
+        Err(trap(TrapCause::HeapOutOfBounds(function)))
+    }
+}
+
+fn link_certification(l: &mut Linker<SystemState>) -> Result<(), Error> {
+    l.func_wrap("ic0", "certified_data_set", |mut c: Ctx<'_>, src: i32, size: i32| {
+        let s = c.data();
+        s.require(!s.entry().is_query(), "certified_data_set")?;
+        if size as u32 as usize > MAX_CERTIFIED_DATA_BYTES {
+            return Err(violation(format!(
+                "certified_data_set: {} bytes given, at most {MAX_CERTIFIED_DATA_BYTES} allowed",
+                size as u32
+            )));
+        }
+        let data = read_heap(&mut c, src, size, "certified_data_set")?;
+        c.data_mut().certified_data = Some(data);
+        Ok(())
+    })?;
+    l.func_wrap(
+        "ic0",
+        "data_certificate_present",
+        |mut c: Ctx<'_>| -> Result<i32, Error> {
+            charge(&mut c, 0)?;
+            Ok(i32::from(c.data().data_certificate.is_some()))
+        },
+    )?;
+    l.func_wrap(
+        "ic0",
+        "data_certificate_size",
+        |mut c: Ctx<'_>| -> Result<i32, Error> {
+            charge(&mut c, 0)?;
+            let s = c.data();
+            let certificate = s.data_certificate.as_ref().ok_or_else(|| {
+                violation("data_certificate_size: no certificate outside a non-replicated query")
+            })?;
+            Ok(certificate.len() as i32)
+        },
+    )?;
+    l.func_wrap(
+        "ic0",
+        "data_certificate_copy",
+        |mut c: Ctx<'_>, dst: i32, off: i32, size: i32| {
+            let certificate = c.data().data_certificate.clone().ok_or_else(|| {
+                violation("data_certificate_copy: no certificate outside a non-replicated query")
+            })?;
+            copy_slice(
+                &mut c,
+                &certificate,
+                dst,
+                off,
+                size,
+                "data_certificate_copy",
+            )
+        },
+    )?;
+    l.func_wrap(
+        "ic0",
+        "root_key_size",
+        |mut c: Ctx<'_>| -> Result<i32, Error> {
+            charge(&mut c, 0)?;
+            Ok(c.data().root_key.len() as i32)
+        },
+    )?;
+    l.func_wrap(
+        "ic0",
+        "root_key_copy",
+        |mut c: Ctx<'_>, dst: i32, off: i32, size: i32| {
+            let key = c.data().root_key.clone();
+            copy_slice(&mut c, &key, dst, off, size, "root_key_copy")
+        },
+    )?;
+    Ok(())
+}
+
+fn link_misc(l: &mut Linker<SystemState>) -> Result<(), Error> {
+    l.func_wrap("ic0", "time", |mut c: Ctx<'_>| -> Result<i64, Error> {
+        charge(&mut c, 0)?;
+        Ok(c.data().time as i64)
+    })?;
+    l.func_wrap(
+        "ic0",
+        "global_timer_set",
+        |mut c: Ctx<'_>, timestamp: i64| -> Result<i64, Error> {
+            charge(&mut c, 0)?;
+            let s = c.data_mut();
+            s.require(!s.entry().is_query(), "global_timer_set")?;
+            Ok(std::mem::replace(&mut s.global_timer, timestamp as u64) as i64)
+        },
+    )?;
+    l.func_wrap(
+        "ic0",
+        "performance_counter",
+        |mut c: Ctx<'_>, counter: i32| -> Result<i64, Error> {
+            charge(&mut c, 0)?;
+            let used = instructions_used(c.get_fuel()?, c.data().instruction_limit);
+            match counter {
+                0 => Ok(used as i64),
+                1 => Ok((c.data().call_context_instructions + used) as i64),
+                other => Err(violation(format!(
+                    "performance_counter: unknown counter type {other}"
+                ))),
+            }
+        },
+    )?;
+    l.func_wrap(
+        "ic0",
+        "in_replicated_execution",
+        |mut c: Ctx<'_>| -> Result<i32, Error> {
+            charge(&mut c, 0)?;
+            Ok(i32::from(!c.data().entry().is_query()))
+        },
+    )?;
+    // Environment variables come from the canister settings (`environment_variables`).
+    l.func_wrap(
+        "ic0",
+        "env_var_count",
+        |mut c: Ctx<'_>| -> Result<i32, Error> {
+            charge(&mut c, 0)?;
+            Ok(c.data().env_vars.len() as i32)
+        },
+    )?;
+    l.func_wrap(
+        "ic0",
+        "env_var_name_size",
+        |mut c: Ctx<'_>, index: i32| -> Result<i32, Error> {
+            charge(&mut c, 0)?;
+            Ok(env_var_at(c.data(), index)?.0.len() as i32)
+        },
+    )?;
+    l.func_wrap(
+        "ic0",
+        "env_var_name_copy",
+        |mut c: Ctx<'_>, index: i32, dst: i32, off: i32, size: i32| {
+            let name = env_var_at(c.data(), index)?.0.clone();
+            copy_slice(&mut c, name.as_bytes(), dst, off, size, "env_var_name_copy")
+        },
+    )?;
+    l.func_wrap(
+        "ic0",
+        "env_var_name_exists",
+        |mut c: Ctx<'_>, src: i32, size: i32| -> Result<i32, Error> {
+            let name = utf8_from_heap(&mut c, src, size, "env_var_name_exists")?;
+            Ok(i32::from(c.data().env_vars.iter().any(|(n, _)| *n == name)))
+        },
+    )?;
+    l.func_wrap(
+        "ic0",
+        "env_var_value_size",
+        |mut c: Ctx<'_>, src: i32, size: i32| -> Result<i32, Error> {
+            let name = utf8_from_heap(&mut c, src, size, "env_var_value_size")?;
+            Ok(env_var_named(c.data(), &name)?.len() as i32)
+        },
+    )?;
+    l.func_wrap(
+        "ic0",
+        "env_var_value_copy",
+        |mut c: Ctx<'_>, src: i32, size: i32, dst: i32, off: i32, len: i32| {
+            let name = utf8_from_heap(&mut c, src, size, "env_var_value_copy")?;
+            let value = env_var_named(c.data(), &name)?.to_string();
+            copy_slice(
+                &mut c,
+                value.as_bytes(),
+                dst,
+                off,
+                len,
+                "env_var_value_copy",
+            )
+        },
+    )?;
+    l.func_wrap(
+        "ic0",
+        "debug_print",
+        |mut c: Ctx<'_>, src: i32, size: i32| {
+            let bytes = read_heap(&mut c, src, size, "debug_print")?;
+            c.data_mut().log(&bytes);
+            Ok(())
+        },
+    )?;
+    l.func_wrap("ic0", "trap", |mut c: Ctx<'_>, src: i32, size: i32| {
+        let bytes = read_heap(&mut c, src, size, "trap")?;
+        Err::<(), _>(trap(TrapCause::Explicit(
+            String::from_utf8_lossy(&bytes).into_owned(),
+        )))
+    })?;
+    Ok(())
+}
+
+fn env_var_at(state: &SystemState, index: i32) -> Result<&(String, String), Error> {
+    state.env_vars.get(index as u32 as usize).ok_or_else(|| {
+        violation(format!(
+            "env var index {} out of range: there are {} environment variables",
+            index as u32,
+            state.env_vars.len()
+        ))
+    })
+}
+
+fn env_var_named<'a>(state: &'a SystemState, name: &str) -> Result<&'a str, Error> {
+    state
+        .env_vars
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, v)| v.as_str())
+        .ok_or_else(|| violation(format!("no environment variable `{name}`")))
+}
