@@ -19,12 +19,18 @@ fn post_upgrade(args: Option<InstallArgs>) {
 
 ohms_ops::export_ops_endpoints!(canister = "economics");
 
-ic_cdk::export_candid!();
-
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    // Expanded last, after every endpoint has registered its Candid signature.
+    candid::export_service!();
+
     #[test]
     fn interface_is_the_committed_did() {
-        ohms_ops::candid_check::assert_service_equal(super::__export_service(), include_str!("../../../candid/economics.did"));
+        ohms_ops::candid_check::assert_service_equal(
+            __export_service(),
+            include_str!("../../../candid/economics.did"),
+        );
     }
 }

@@ -14,7 +14,11 @@ use crate::{Env, audit};
 /// The caller, unless it is the anonymous principal.
 pub fn user(env: &impl Env) -> Result<Principal, Error> {
     let caller = env.caller();
-    if caller == Principal::anonymous() { Err(Error::Anonymous) } else { Ok(caller) }
+    if caller == Principal::anonymous() {
+        Err(Error::Anonymous)
+    } else {
+        Ok(caller)
+    }
 }
 
 /// The caller, if it is an administrator.
@@ -23,7 +27,9 @@ pub fn admin(env: &impl Env) -> Result<Principal, Error> {
     if is_admin(env, &caller) {
         Ok(caller)
     } else {
-        Err(Error::not_authorized(format!("{caller} is not an administrator of this canister")))
+        Err(Error::not_authorized(format!(
+            "{caller} is not an administrator of this canister"
+        )))
     }
 }
 
@@ -43,7 +49,10 @@ pub fn is_admin(env: &impl Env, principal: &Principal) -> bool {
 pub fn add_admin(env: &impl Env, principal: Principal) -> Result<(), Error> {
     admin(env)?;
     if principal == Principal::anonymous() {
-        return Err(Error::invalid_argument("principal", "the anonymous principal cannot be an administrator"));
+        return Err(Error::invalid_argument(
+            "principal",
+            "the anonymous principal cannot be an administrator",
+        ));
     }
     if mutate_ops(|s| s.admins.insert(principal, ())).is_some() {
         return Err(Error::already_exists("administrator", principal));
@@ -59,7 +68,11 @@ pub fn remove_admin(env: &impl Env, principal: Principal) -> Result<(), Error> {
     if mutate_ops(|s| s.admins.remove(&principal)).is_none() {
         return Err(Error::not_found("administrator", principal));
     }
-    audit::record(env, "remove_admin", format!("removed administrator {principal}"));
+    audit::record(
+        env,
+        "remove_admin",
+        format!("removed administrator {principal}"),
+    );
     Ok(())
 }
 
@@ -69,7 +82,12 @@ pub fn list_admins(env: &impl Env, page: Page) -> Result<Paged<Principal>, Error
     Ok(read_ops(|s| {
         let total = s.admins.len();
         let range = page.range(total);
-        let items = s.admins.keys().skip(range.start as usize).take((range.end - range.start) as usize).collect();
+        let items = s
+            .admins
+            .keys()
+            .skip(range.start as usize)
+            .take((range.end - range.start) as usize)
+            .collect();
         Paged::new(items, range, total)
     }))
 }
@@ -77,7 +95,9 @@ pub fn list_admins(env: &impl Env, page: Page) -> Result<Paged<Principal>, Error
 /// Adds administrators at install, on behalf of the installing controller.
 pub(crate) fn install_admins(env: &impl Env, admins: &[Principal]) -> Result<(), String> {
     if admins.contains(&Principal::anonymous()) {
-        return Err("install argument `admins`: the anonymous principal cannot be an administrator".into());
+        return Err(
+            "install argument `admins`: the anonymous principal cannot be an administrator".into(),
+        );
     }
     for admin in admins {
         mutate_ops(|s| s.admins.insert(*admin, ()));
@@ -106,33 +126,51 @@ mod tests {
         assert_eq!(admin(&env), Ok(env.controller));
         env.as_caller(principal(7));
         assert!(matches!(admin(&env), Err(Error::NotAuthorized { .. })));
-        assert!(matches!(add_admin(&env, principal(7)), Err(Error::NotAuthorized { .. })));
-        assert!(!read_ops(|s| s.admins.contains_key(&principal(7))), "a refused call changed state");
+        assert!(matches!(
+            add_admin(&env, principal(7)),
+            Err(Error::NotAuthorized { .. })
+        ));
+        assert!(
+            !read_ops(|s| s.admins.contains_key(&principal(7))),
+            "a refused call changed state"
+        );
     }
 
     #[test]
     fn added_admin_acts_until_removed() {
         let env = TestEnv::new();
         add_admin(&env, principal(7)).unwrap();
-        assert_eq!(add_admin(&env, principal(7)), Err(Error::already_exists("administrator", principal(7))));
+        assert_eq!(
+            add_admin(&env, principal(7)),
+            Err(Error::already_exists("administrator", principal(7)))
+        );
         env.as_caller(principal(7));
         assert_eq!(admin(&env), Ok(principal(7)));
         add_admin(&env, principal(8)).unwrap();
-        assert_eq!(list_admins(&env, Page::default()).unwrap().items, vec![principal(7), principal(8)]);
+        assert_eq!(
+            list_admins(&env, Page::default()).unwrap().items,
+            vec![principal(7), principal(8)]
+        );
 
         env.as_caller(env.controller);
         remove_admin(&env, principal(7)).unwrap();
         env.as_caller(principal(7));
         assert!(matches!(admin(&env), Err(Error::NotAuthorized { .. })));
         env.as_caller(env.controller);
-        assert!(matches!(remove_admin(&env, principal(7)), Err(Error::NotFound { .. })));
+        assert!(matches!(
+            remove_admin(&env, principal(7)),
+            Err(Error::NotFound { .. })
+        ));
         assert_eq!(audit::len(), 3);
     }
 
     #[test]
     fn anonymous_cannot_become_admin() {
         let env = TestEnv::new();
-        assert!(matches!(add_admin(&env, Principal::anonymous()), Err(Error::InvalidArgument { .. })));
+        assert!(matches!(
+            add_admin(&env, Principal::anonymous()),
+            Err(Error::InvalidArgument { .. })
+        ));
         assert!(install_admins(&env, &[Principal::anonymous()]).is_err());
     }
 

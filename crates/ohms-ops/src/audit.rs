@@ -14,8 +14,14 @@ pub fn record(env: &impl Env, method: &str, summary: impl Into<String>) {
     if let Some((cut, _)) = summary.char_indices().nth(MAX_SUMMARY_CHARS) {
         summary.truncate(cut);
     }
-    let record = AuditRecord { timestamp_nanos: env.now_nanos(), caller: env.caller(), method: method.to_string(), summary };
-    mutate_ops(|s| s.audit.append(&Cbor(record))).expect("the audit log cannot grow: stable memory is exhausted");
+    let record = AuditRecord {
+        timestamp_nanos: env.now_nanos(),
+        caller: env.caller(),
+        method: method.to_string(),
+        summary,
+    };
+    mutate_ops(|s| s.audit.append(&Cbor(record)))
+        .expect("the audit log cannot grow: stable memory is exhausted");
 }
 
 /// A page of the log, oldest first. Administrators only.
@@ -61,7 +67,14 @@ mod tests {
         assert_eq!(first.items[7].index, 7);
         assert_eq!(first.items[7].timestamp_nanos, 1_007);
         assert_eq!(first.items[7].caller, env.controller);
-        let second = page(&env, Page { start: first.next_start.unwrap(), limit: 100 }).unwrap();
+        let second = page(
+            &env,
+            Page {
+                start: first.next_start.unwrap(),
+                limit: 100,
+            },
+        )
+        .unwrap();
         assert_eq!(second.items.len(), 50);
         assert_eq!(second.items[0].summary, "change 100");
         assert_eq!(second.next_start, None);
@@ -72,7 +85,10 @@ mod tests {
         let env = TestEnv::new();
         record(&env, "pause", "maintenance");
         env.as_caller(principal(9));
-        assert!(matches!(page(&env, Page::default()), Err(Error::NotAuthorized { .. })));
+        assert!(matches!(
+            page(&env, Page::default()),
+            Err(Error::NotAuthorized { .. })
+        ));
     }
 
     #[test]

@@ -17,7 +17,10 @@ pub const SKIPPING_QUOTA: usize = 10_000;
 
 fn config() -> DecoderConfig {
     let mut config = DecoderConfig::new();
-    config.set_decoding_quota(DECODING_QUOTA).set_skipping_quota(SKIPPING_QUOTA).set_full_error_message(false);
+    config
+        .set_decoding_quota(DECODING_QUOTA)
+        .set_skipping_quota(SKIPPING_QUOTA)
+        .set_full_error_message(false);
     config
 }
 
@@ -42,7 +45,11 @@ pub fn decode_args<T: for<'a> ArgumentDecoder<'a>>(bytes: &[u8]) -> Result<T, St
 }
 
 fn with_empty_as_no_args(bytes: &[u8]) -> &[u8] {
-    if bytes.is_empty() { b"DIDL\x00\x00" } else { bytes }
+    if bytes.is_empty() {
+        b"DIDL\x00\x00"
+    } else {
+        bytes
+    }
 }
 
 #[cfg(test)]
@@ -62,7 +69,8 @@ mod tests {
         // Tiny on the wire, costly to decode: the classic Candid amplification.
         let hostile = Encode!(&vec![Reserved; 3_000_000]).unwrap();
         assert!(hostile.len() < 64);
-        let unbounded = candid::utils::decode_one_with_config::<Vec<Reserved>>(&hostile, &DecoderConfig::new());
+        let unbounded =
+            candid::utils::decode_one_with_config::<Vec<Reserved>>(&hostile, &DecoderConfig::new());
         assert!(unbounded.is_ok(), "only the quota may refuse it");
         assert!(decode_one::<Vec<Reserved>>(&hostile).is_err());
     }
@@ -75,7 +83,11 @@ mod tests {
             limit: u32,
             junk: Vec<Vec<u8>>,
         }
-        let padded = Padded { start: 0, limit: 1, junk: vec![vec![0; 64]; 1_000] };
+        let padded = Padded {
+            start: 0,
+            limit: 1,
+            junk: vec![vec![0; 64]; 1_000],
+        };
         assert!(decode_one::<Page>(&Encode!(&padded).unwrap()).is_err());
     }
 }

@@ -27,7 +27,10 @@ pub fn pause(env: &impl Env, reason: String) -> Result<(), Error> {
     access::admin(env)?;
     let reason = reason.trim().to_string();
     if reason.is_empty() || reason.chars().count() > MAX_REASON_CHARS {
-        return Err(Error::invalid_argument("reason", format!("must have 1 to {MAX_REASON_CHARS} characters")));
+        return Err(Error::invalid_argument(
+            "reason",
+            format!("must have 1 to {MAX_REASON_CHARS} characters"),
+        ));
     }
     if is_paused() {
         return Err(Error::invalid_state("the canister is already paused"));
@@ -58,8 +61,16 @@ mod tests {
         let env = TestEnv::new();
         assert_eq!(ensure_running(), Ok(()));
         pause(&env, "ledger incident".into()).unwrap();
-        assert_eq!(ensure_running(), Err(Error::Paused { reason: "ledger incident".into() }));
-        assert!(matches!(pause(&env, "again".into()), Err(Error::InvalidState { .. })));
+        assert_eq!(
+            ensure_running(),
+            Err(Error::Paused {
+                reason: "ledger incident".into()
+            })
+        );
+        assert!(matches!(
+            pause(&env, "again".into()),
+            Err(Error::InvalidState { .. })
+        ));
         unpause(&env).unwrap();
         assert_eq!(ensure_running(), Ok(()));
         assert_eq!(audit::len(), 2);
@@ -68,10 +79,19 @@ mod tests {
     #[test]
     fn only_admins_pause_and_bad_reasons_change_nothing() {
         let env = TestEnv::new();
-        assert!(matches!(pause(&env, "  ".into()), Err(Error::InvalidArgument { .. })));
-        assert!(matches!(pause(&env, "x".repeat(MAX_REASON_CHARS + 1)), Err(Error::InvalidArgument { .. })));
+        assert!(matches!(
+            pause(&env, "  ".into()),
+            Err(Error::InvalidArgument { .. })
+        ));
+        assert!(matches!(
+            pause(&env, "x".repeat(MAX_REASON_CHARS + 1)),
+            Err(Error::InvalidArgument { .. })
+        ));
         env.as_caller(principal(9));
-        assert!(matches!(pause(&env, "mine".into()), Err(Error::NotAuthorized { .. })));
+        assert!(matches!(
+            pause(&env, "mine".into()),
+            Err(Error::NotAuthorized { .. })
+        ));
         assert!(!is_paused());
         assert_eq!(audit::len(), 0);
     }

@@ -39,7 +39,10 @@ impl OpsState {
     fn load() -> Self {
         Self {
             admins: StableBTreeMap::init(memory::get(memory::ADMINS_MEMORY_ID)),
-            audit: StableLog::init(memory::get(memory::AUDIT_INDEX_MEMORY_ID), memory::get(memory::AUDIT_DATA_MEMORY_ID)),
+            audit: StableLog::init(
+                memory::get(memory::AUDIT_INDEX_MEMORY_ID),
+                memory::get(memory::AUDIT_DATA_MEMORY_ID),
+            ),
             config: StableCell::init(memory::get(memory::OPS_CONFIG_MEMORY_ID), Cbor::default()),
         }
     }

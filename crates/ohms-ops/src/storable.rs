@@ -25,7 +25,10 @@ impl<T: Serialize + DeserializeOwned> Storable for Cbor<T> {
 
     fn from_bytes(bytes: Cow<[u8]>) -> Self {
         // Stored bytes were written by `encode`; failing to read them back is corruption.
-        Self(ciborium::from_reader(bytes.as_ref()).unwrap_or_else(|err| panic!("corrupt CBOR value in stable memory: {err}")))
+        Self(
+            ciborium::from_reader(bytes.as_ref())
+                .unwrap_or_else(|err| panic!("corrupt CBOR value in stable memory: {err}")),
+        )
     }
 }
 
@@ -57,6 +60,12 @@ mod tests {
         let old = Cbor(V1 { name: "m".into() });
         assert_eq!(Cbor::<V1>::from_bytes(old.to_bytes()), old);
         let upgraded = Cbor::<V2>::from_bytes(old.to_bytes());
-        assert_eq!(upgraded.0, V2 { name: "m".into(), tags: vec![] });
+        assert_eq!(
+            upgraded.0,
+            V2 {
+                name: "m".into(),
+                tags: vec![]
+            }
+        );
     }
 }

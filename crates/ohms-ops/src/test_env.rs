@@ -14,7 +14,11 @@ pub struct TestEnv {
 
 impl TestEnv {
     pub fn new() -> Self {
-        Self { caller: Cell::new(principal(1)), now: Cell::new(1_700_000_000_000_000_000), controller: principal(1) }
+        Self {
+            caller: Cell::new(principal(1)),
+            now: Cell::new(1_700_000_000_000_000_000),
+            controller: principal(1),
+        }
     }
 
     pub fn as_caller(&self, caller: Principal) -> &Self {

@@ -29,7 +29,11 @@ pub enum Error {
     /// Another value-moving call of the same caller is still in progress.
     Busy,
     /// A call to another canister failed; `reason` says how.
-    CallFailed { canister: String, method: String, reason: String },
+    CallFailed {
+        canister: String,
+        method: String,
+        reason: String,
+    },
     /// An internal invariant did not hold. Reported, never expected.
     Internal { reason: String },
 }
@@ -38,27 +42,42 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
     pub fn not_authorized(reason: impl Into<String>) -> Self {
-        Self::NotAuthorized { reason: reason.into() }
+        Self::NotAuthorized {
+            reason: reason.into(),
+        }
     }
 
     pub fn not_found(kind: impl Into<String>, id: impl ToString) -> Self {
-        Self::NotFound { kind: kind.into(), id: id.to_string() }
+        Self::NotFound {
+            kind: kind.into(),
+            id: id.to_string(),
+        }
     }
 
     pub fn already_exists(kind: impl Into<String>, id: impl ToString) -> Self {
-        Self::AlreadyExists { kind: kind.into(), id: id.to_string() }
+        Self::AlreadyExists {
+            kind: kind.into(),
+            id: id.to_string(),
+        }
     }
 
     pub fn invalid_argument(field: impl Into<String>, reason: impl Into<String>) -> Self {
-        Self::InvalidArgument { field: field.into(), reason: reason.into() }
+        Self::InvalidArgument {
+            field: field.into(),
+            reason: reason.into(),
+        }
     }
 
     pub fn invalid_state(reason: impl Into<String>) -> Self {
-        Self::InvalidState { reason: reason.into() }
+        Self::InvalidState {
+            reason: reason.into(),
+        }
     }
 
     pub fn internal(reason: impl Into<String>) -> Self {
-        Self::Internal { reason: reason.into() }
+        Self::Internal {
+            reason: reason.into(),
+        }
     }
 }
 
@@ -66,17 +85,33 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Anonymous => {
-                write!(f, "the anonymous principal cannot do this: sign in (e.g. with Internet Identity) first")
+                write!(
+                    f,
+                    "the anonymous principal cannot do this: sign in (e.g. with Internet Identity) first"
+                )
             }
             Self::NotAuthorized { reason } => write!(f, "not authorized: {reason}"),
             Self::NotFound { kind, id } => write!(f, "{kind} {id} not found"),
             Self::AlreadyExists { kind, id } => write!(f, "{kind} {id} already exists"),
-            Self::InvalidArgument { field, reason } => write!(f, "invalid argument `{field}`: {reason}"),
+            Self::InvalidArgument { field, reason } => {
+                write!(f, "invalid argument `{field}`: {reason}")
+            }
             Self::InvalidState { reason } => write!(f, "not possible now: {reason}"),
-            Self::QuotaExceeded { quota, limit } => write!(f, "quota `{quota}` exceeded (limit {limit})"),
-            Self::Paused { reason } => write!(f, "the canister is paused by an administrator: {reason}"),
-            Self::Busy => write!(f, "another call of yours is still in progress; retry when it has finished"),
-            Self::CallFailed { canister, method, reason } => {
+            Self::QuotaExceeded { quota, limit } => {
+                write!(f, "quota `{quota}` exceeded (limit {limit})")
+            }
+            Self::Paused { reason } => {
+                write!(f, "the canister is paused by an administrator: {reason}")
+            }
+            Self::Busy => write!(
+                f,
+                "another call of yours is still in progress; retry when it has finished"
+            ),
+            Self::CallFailed {
+                canister,
+                method,
+                reason,
+            } => {
                 write!(f, "call to {canister}.{method} failed: {reason}")
             }
             Self::Internal { reason } => write!(f, "internal error: {reason}"),
@@ -93,14 +128,23 @@ mod tests {
     #[test]
     fn messages_name_what_went_wrong() {
         let err = Error::invalid_argument("page.limit", "must be at least 1");
-        assert_eq!(err.to_string(), "invalid argument `page.limit`: must be at least 1");
-        assert_eq!(Error::not_found("model", "llama-2").to_string(), "model llama-2 not found");
+        assert_eq!(
+            err.to_string(),
+            "invalid argument `page.limit`: must be at least 1"
+        );
+        assert_eq!(
+            Error::not_found("model", "llama-2").to_string(),
+            "model llama-2 not found"
+        );
         assert!(Error::Anonymous.to_string().contains("anonymous principal"));
     }
 
     #[test]
     fn round_trips_through_candid() {
-        let err = Error::QuotaExceeded { quota: "agents".into(), limit: 5 };
+        let err = Error::QuotaExceeded {
+            quota: "agents".into(),
+            limit: 5,
+        };
         let bytes = candid::encode_one(&err).unwrap();
         assert_eq!(candid::decode_one::<Error>(&bytes).unwrap(), err);
     }

@@ -7,7 +7,9 @@ use crate::Error;
 
 /// The id of a model in the repository: 1 to 64 characters of `a-z 0-9 - _ .`, starting with a
 /// letter or digit (e.g. `smollm2-135m-instruct.novaq2`). Chosen by the uploader, stable for life.
-#[derive(CandidType, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    CandidType, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash,
+)]
 #[serde(transparent)]
 pub struct ModelId(String);
 
@@ -17,10 +19,17 @@ impl ModelId {
     /// Validates `id`; `field` names the argument in the error.
     pub fn parse(id: &str, field: &str) -> Result<Self, Error> {
         let reason = if id.is_empty() || id.len() > Self::MAX_LEN {
-            Some(format!("must have 1 to {} characters, has {}", Self::MAX_LEN, id.len()))
+            Some(format!(
+                "must have 1 to {} characters, has {}",
+                Self::MAX_LEN,
+                id.len()
+            ))
         } else if !id.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit()) {
             Some("must start with a lowercase letter or a digit".to_string())
-        } else if let Some(c) = id.chars().find(|c| !matches!(c, 'a'..='z' | '0'..='9' | '-' | '_' | '.')) {
+        } else if let Some(c) = id
+            .chars()
+            .find(|c| !matches!(c, 'a'..='z' | '0'..='9' | '-' | '_' | '.'))
+        {
             Some(format!("may hold only a-z 0-9 - _ . (found {c:?})"))
         } else {
             None
@@ -88,8 +97,14 @@ mod tests {
     #[test]
     fn ids_are_plain_candid_values() {
         // Newtypes encode as their inner value, so clients can pass `42 : nat64` and `"id" : text`.
-        assert_eq!(candid::encode_one(AgentId(42)).unwrap(), candid::encode_one(42u64).unwrap());
+        assert_eq!(
+            candid::encode_one(AgentId(42)).unwrap(),
+            candid::encode_one(42u64).unwrap()
+        );
         let model = ModelId::parse("m", "id").unwrap();
-        assert_eq!(candid::encode_one(&model).unwrap(), candid::encode_one("m").unwrap());
+        assert_eq!(
+            candid::encode_one(&model).unwrap(),
+            candid::encode_one("m").unwrap()
+        );
     }
 }

@@ -50,7 +50,9 @@ impl Siblings {
 
     /// The role of `principal` when it is a registered sibling.
     pub fn role_of(&self, principal: &Principal) -> Option<&'static str> {
-        self.registered().find(|(_, id)| id == principal).map(|(role, _)| role)
+        self.registered()
+            .find(|(_, id)| id == principal)
+            .map(|(role, _)| role)
     }
 }
 
@@ -85,16 +87,32 @@ mod tests {
     #[test]
     fn wrong_variant_is_named_in_the_error() {
         let init = InstallArgs::Init(InitArgs::default());
-        assert!(init.clone().into_upgrade().unwrap_err().contains("got Init"));
-        assert!(InstallArgs::Upgrade(None).into_init().unwrap_err().contains("got Upgrade"));
+        assert!(
+            init.clone()
+                .into_upgrade()
+                .unwrap_err()
+                .contains("got Init")
+        );
+        assert!(
+            InstallArgs::Upgrade(None)
+                .into_init()
+                .unwrap_err()
+                .contains("got Upgrade")
+        );
         assert_eq!(init.into_init().unwrap(), InitArgs::default());
-        assert_eq!(InstallArgs::Upgrade(None).into_upgrade().unwrap(), UpgradeArgs::default());
+        assert_eq!(
+            InstallArgs::Upgrade(None).into_upgrade().unwrap(),
+            UpgradeArgs::default()
+        );
     }
 
     #[test]
     fn sibling_roles_are_found_by_principal() {
         let economics = Principal::from_slice(&[7; 10]);
-        let siblings = Siblings { economics: Some(economics), ..Default::default() };
+        let siblings = Siblings {
+            economics: Some(economics),
+            ..Default::default()
+        };
         assert_eq!(siblings.role_of(&economics), Some("economics"));
         assert_eq!(siblings.role_of(&Principal::anonymous()), None);
         assert_eq!(siblings.registered().count(), 1);

@@ -24,14 +24,20 @@ impl Page {
     /// [`Page::MAX_LIMIT`]. Empty when `start` is past the end.
     pub fn range(&self, total: u64) -> Range<u64> {
         let start = self.start.min(total);
-        let end = start.saturating_add(u64::from(self.limit.min(Self::MAX_LIMIT))).min(total);
+        let end = start
+            .saturating_add(u64::from(self.limit.min(Self::MAX_LIMIT)))
+            .min(total);
         start..end
     }
 
     /// Takes this page out of `items` (which holds the whole list in order).
     pub fn slice<T: Clone>(&self, items: &[T]) -> Paged<T> {
         let range = self.range(items.len() as u64);
-        Paged::new(items[range.start as usize..range.end as usize].to_vec(), range, items.len() as u64)
+        Paged::new(
+            items[range.start as usize..range.end as usize].to_vec(),
+            range,
+            items.len() as u64,
+        )
     }
 }
 
@@ -55,7 +61,11 @@ impl<T> Paged<T> {
     /// `items` are the list's entries at positions `range` of a list of `total` entries.
     pub fn new(items: Vec<T>, range: Range<u64>, total: u64) -> Self {
         let next_start = (range.end < total).then_some(range.end);
-        Self { items, total, next_start }
+        Self {
+            items,
+            total,
+            next_start,
+        }
     }
 }
 
@@ -65,13 +75,19 @@ mod tests {
 
     #[test]
     fn limit_is_capped_at_the_maximum() {
-        let page = Page { start: 0, limit: u32::MAX };
+        let page = Page {
+            start: 0,
+            limit: u32::MAX,
+        };
         assert_eq!(page.range(1_000), 0..u64::from(Page::MAX_LIMIT));
     }
 
     #[test]
     fn start_past_the_end_is_an_empty_last_page() {
-        let page = Page { start: 50, limit: 10 };
+        let page = Page {
+            start: 50,
+            limit: 10,
+        };
         assert_eq!(page.range(20), 20..20);
         let paged = page.slice(&[1u8; 20]);
         assert!(paged.items.is_empty());
@@ -97,7 +113,10 @@ mod tests {
 
     #[test]
     fn start_near_u64_max_does_not_overflow() {
-        let page = Page { start: u64::MAX, limit: 10 };
+        let page = Page {
+            start: u64::MAX,
+            limit: 10,
+        };
         assert_eq!(page.range(u64::MAX), u64::MAX..u64::MAX);
     }
 }
