@@ -83,7 +83,7 @@ impl Config {
             Some(_) => count("attention.head_count_kv")?,
             None => n_heads,
         };
-        let head_dim = dim / n_heads.max(1);
+        let head_dim = dim / n_heads;
         let rope_dim = match metadata.get(&key("rope.dimension_count")) {
             Some(_) => count("rope.dimension_count")?,
             None => head_dim,
@@ -133,13 +133,23 @@ impl Config {
 
     /// Checks the relations between dimensions the forward pass relies on.
     pub fn validate(&self) -> Result<(), &'static str> {
-        if self.dim % self.n_heads != 0 {
+        let sizes = [
+            self.dim,
+            self.hidden_dim,
+            self.n_layers,
+            self.n_heads,
+            self.n_kv_heads,
+        ];
+        if sizes.contains(&0) || self.vocab_size == 0 || self.context_length == 0 {
+            return Err("every dimension must be positive");
+        }
+        if !self.dim.is_multiple_of(self.n_heads) {
             return Err("embedding length is not a multiple of the head count");
         }
-        if self.n_kv_heads == 0 || self.n_heads % self.n_kv_heads != 0 {
+        if !self.n_heads.is_multiple_of(self.n_kv_heads) {
             return Err("head count is not a multiple of the key/value head count");
         }
-        if self.rope_dim > self.head_dim() || self.rope_dim % 2 != 0 {
+        if self.rope_dim > self.head_dim() || !self.rope_dim.is_multiple_of(2) {
             return Err("rope dimension must be even and at most the head size");
         }
         Ok(())

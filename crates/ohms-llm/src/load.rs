@@ -76,6 +76,12 @@ pub fn load_model_with<W: Linear>(
     tensors: Vec<Tensor>,
     mut make_linear: impl FnMut(Tensor) -> W,
 ) -> Result<Model<W>, LoadError> {
+    config.validate().map_err(|reason| {
+        LoadError::Config(ConfigError::Invalid {
+            key: "config".into(),
+            reason,
+        })
+    })?;
     let mut by_name: BTreeMap<String, Tensor> =
         tensors.into_iter().map(|t| (t.name.clone(), t)).collect();
     let mut take = |name: &str, expected: &[usize]| -> Result<Tensor, LoadError> {

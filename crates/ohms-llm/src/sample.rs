@@ -136,9 +136,10 @@ mod tests {
 
     #[test]
     fn top_p_never_leaves_the_nucleus_and_follows_probabilities() {
-        // Probabilities ∝ e^2, e^1, e^0, e^-10: top_p 0.9 keeps the first three.
+        // Probabilities ∝ e^2, e^1, e^0, e^-10 ≈ 0.665, 0.245, 0.090, 0: top_p 0.95 keeps the
+        // first three.
         let logits = [2.0, 1.0, 0.0, -10.0];
-        let mut sampler = Sampler::top_p(1.0, 0.9, 7);
+        let mut sampler = Sampler::top_p(1.0, 0.95, 7);
         let mut counts = [0u32; 4];
         for _ in 0..20_000 {
             counts[sampler.sample(&logits) as usize] += 1;
@@ -147,9 +148,12 @@ mod tests {
         let p0 = counts[0] as f32 / 20_000.0;
         let expected = 1.0 / (1.0 + libm::expf(-1.0) + libm::expf(-2.0));
         assert!((p0 - expected).abs() < 0.02, "p0 {p0} vs {expected}");
+        // At 0.9 the first two already reach 0.910, so the third is cut.
+        let mut narrow = Sampler::top_p(1.0, 0.9, 7);
+        assert!((0..2_000).all(|_| narrow.sample(&logits) < 2));
         // Same seed, same draws.
-        let mut again = Sampler::top_p(1.0, 0.9, 7);
-        let mut first = Sampler::top_p(1.0, 0.9, 7);
+        let mut again = Sampler::top_p(1.0, 0.95, 7);
+        let mut first = Sampler::top_p(1.0, 0.95, 7);
         for _ in 0..100 {
             assert_eq!(again.sample(&logits), first.sample(&logits));
         }

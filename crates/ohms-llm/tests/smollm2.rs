@@ -22,7 +22,12 @@ fn load() -> Option<(Model<DenseMatrix>, Tokenizer)> {
 }
 
 /// Greedy reply to one user message, up to `max_tokens`.
-fn reply(model: &mut Model<DenseMatrix>, tokenizer: &Tokenizer, question: &str, max_tokens: usize) -> String {
+fn reply(
+    model: &mut Model<DenseMatrix>,
+    tokenizer: &Tokenizer,
+    question: &str,
+    max_tokens: usize,
+) -> String {
     let messages = [ChatMessage {
         role: "user",
         content: question,
@@ -50,9 +55,19 @@ fn reply(model: &mut Model<DenseMatrix>, tokenizer: &Tokenizer, question: &str, 
 #[test]
 #[ignore = "needs models/SmolLM2-135M-Instruct.Q4_1.gguf (scripts/fetch-model); slow in debug"]
 fn greedy_chat_answer_is_sensible() {
-    let Some((mut model, tokenizer)) = load() else { return };
+    let Some((mut model, tokenizer)) = load() else {
+        return;
+    };
     let config = model.config();
-    assert_eq!((config.dim, config.n_layers, config.n_heads, config.n_kv_heads), (576, 30, 9, 3));
+    assert_eq!(
+        (
+            config.dim,
+            config.n_layers,
+            config.n_heads,
+            config.n_kv_heads
+        ),
+        (576, 30, 9, 3)
+    );
     assert!(config.tied_embeddings);
     assert_eq!(
         reply(&mut model, &tokenizer, "What is the capital of France?", 20),
@@ -63,7 +78,9 @@ fn greedy_chat_answer_is_sensible() {
 #[test]
 #[ignore = "needs models/SmolLM2-135M-Instruct.Q4_1.gguf (scripts/fetch-model)"]
 fn bpe_tokenizer_and_chat_template() {
-    let Some(path) = common::model(MODEL) else { return };
+    let Some(path) = common::model(MODEL) else {
+        return;
+    };
     let file = novaq::read::GgufFile::open(&path).unwrap();
     let tokenizer = Tokenizer::from_gguf(&file.metadata).unwrap();
     assert_eq!(tokenizer.vocab_size(), 49152);
@@ -77,7 +94,11 @@ fn bpe_tokenizer_and_chat_template() {
     };
     assert_eq!(pieces("Hello world"), ["Hello", "Ġworld"]);
     assert_eq!(pieces("in 2024"), ["in", "Ġ", "2", "0", "2", "4"]);
-    for text in ["Hello, world!", "naïve café — 東京\n\n  x", "def f(x):\n    return x ** 2\n"] {
+    for text in [
+        "Hello, world!",
+        "naïve café — 東京\n\n  x",
+        "def f(x):\n    return x ** 2\n",
+    ] {
         assert_eq!(tokenizer.decode(&tokenizer.encode(text)), text);
     }
     // Markers in user text stay text.
@@ -92,7 +113,13 @@ fn bpe_tokenizer_and_chat_template() {
         .unwrap();
     let rendered: String = prompt
         .iter()
-        .map(|&id| tokenizer.token(id).unwrap().replace('Ġ', " ").replace('Ċ', "\n"))
+        .map(|&id| {
+            tokenizer
+                .token(id)
+                .unwrap()
+                .replace('Ġ', " ")
+                .replace('Ċ', "\n")
+        })
         .collect();
     assert_eq!(
         rendered,

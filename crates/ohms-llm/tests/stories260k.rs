@@ -91,7 +91,9 @@ fn config_comes_from_the_metadata() {
 
 #[test]
 fn greedy_continuation_of_once_upon_a_time_is_fluent() {
-    let Some(path) = common::fixture(FIXTURE) else { return };
+    let Some(path) = common::fixture(FIXTURE) else {
+        return;
+    };
     let (mut model, tokenizer) = load_gguf(&path).expect("load");
     let prompt = tokenizer.encode("Once upon a time");
     let tokens = generate(&mut model, &tokenizer, &prompt, 60);
@@ -188,7 +190,8 @@ fn reference_logits(f: &Fixture, tokens: &[u32]) -> Vec<Vec<f64>> {
     let rope = |v: &mut [f64], pos: usize| {
         for head in v.chunks_mut(hd) {
             for i in 0..c.rope_dim / 2 {
-                let angle = pos as f64 * (c.rope_theta as f64).powf(-2.0 * i as f64 / c.rope_dim as f64);
+                let angle =
+                    pos as f64 * (c.rope_theta as f64).powf(-2.0 * i as f64 / c.rope_dim as f64);
                 let (re, im) = (head[2 * i], head[2 * i + 1]);
                 head[2 * i] = re * angle.cos() - im * angle.sin();
                 head[2 * i + 1] = re * angle.sin() + im * angle.cos();
@@ -197,7 +200,13 @@ fn reference_logits(f: &Fixture, tokens: &[u32]) -> Vec<Vec<f64>> {
     };
     let mut xs: Vec<Vec<f64>> = tokens
         .iter()
-        .map(|&t| f.tensor("token_embd.weight").row(t as usize).iter().map(|&v| v as f64).collect())
+        .map(|&t| {
+            f.tensor("token_embd.weight")
+                .row(t as usize)
+                .iter()
+                .map(|&v| v as f64)
+                .collect()
+        })
         .collect();
     for l in 0..c.n_layers {
         let p = |part: &str| format!("blk.{l}.{part}.weight");
@@ -270,7 +279,10 @@ fn tokenizer_round_trips_text_and_falls_back_to_bytes() {
     let tokenizer = f.tokenizer();
     let ids = tokenizer.encode("Once upon a time");
     assert_eq!(ids[0], 1, "starts with BOS");
-    let pieces: Vec<&str> = ids[1..].iter().map(|&i| tokenizer.token(i).unwrap()).collect();
+    let pieces: Vec<&str> = ids[1..]
+        .iter()
+        .map(|&i| tokenizer.token(i).unwrap())
+        .collect();
     assert_eq!(pieces.concat(), "▁Once▁upon▁a▁time");
     for text in [
         "Once upon a time",
@@ -283,7 +295,10 @@ fn tokenizer_round_trips_text_and_falls_back_to_bytes() {
     }
     // Characters outside the 512-token vocabulary become their UTF-8 bytes.
     let globe = tokenizer.encode("🌍");
-    let bytes: Vec<&str> = globe[2..].iter().map(|&i| tokenizer.token(i).unwrap()).collect();
+    let bytes: Vec<&str> = globe[2..]
+        .iter()
+        .map(|&i| tokenizer.token(i).unwrap())
+        .collect();
     assert_eq!(bytes, ["<0xF0>", "<0x9F>", "<0x8C>", "<0x8D>"]);
 }
 
@@ -293,7 +308,10 @@ fn evaluation_scores_identical_models_as_equal_and_degraded_ones_as_worse() {
     let mut reference = f.model();
     let bos = f.tokenizer().bos.unwrap();
     let sequences = sample_sequences(&mut reference, bos, 4, 48, 2024).unwrap();
-    assert_eq!(sequences, sample_sequences(&mut reference, bos, 4, 48, 2024).unwrap());
+    assert_eq!(
+        sequences,
+        sample_sequences(&mut reference, bos, 4, 48, 2024).unwrap()
+    );
     assert!(sequences.iter().all(|s| s.len() == 48 && s[0] == bos));
 
     // The codec's uncompressed kernel matrix must behave like the dense reference (it may sum

@@ -17,7 +17,7 @@ pub struct LengthMismatch {
 pub fn dequantize(dtype: SourceDType, bytes: &[u8], out: &mut [f32]) -> Result<(), LengthMismatch> {
     let block = dtype.block_elements() as usize;
     let expected_bytes = dtype.encoded_bytes(out.len() as u64);
-    if out.len() % block != 0 || bytes.len() as u64 != expected_bytes {
+    if !out.len().is_multiple_of(block) || bytes.len() as u64 != expected_bytes {
         return Err(LengthMismatch {
             expected_bytes,
             actual_bytes: bytes.len() as u64,

@@ -197,7 +197,7 @@ fn parse_header(file: &str, bytes: &[u8]) -> Result<Header, ReadError> {
                 name: t.name,
             }));
         }
-        let dtype = t.dtype.map_err(|e| in_tensor(e))?;
+        let dtype = t.dtype.map_err(in_tensor)?;
         let numel = t
             .dims
             .iter()
@@ -210,13 +210,13 @@ fn parse_header(file: &str, bytes: &[u8]) -> Result<Header, ReadError> {
                 })
             })?;
         let block = dtype.block_elements();
-        if t.dims.first().copied().unwrap_or(1) % block != 0 {
+        if !t.dims.first().copied().unwrap_or(1).is_multiple_of(block) {
             return Err(in_tensor(ReadErrorKind::BadShape {
                 shape: t.dims.clone(),
                 reason: format!("rows are not a whole number of {dtype} blocks of {block}"),
             }));
         }
-        if t.offset % alignment != 0 {
+        if !t.offset.is_multiple_of(alignment) {
             return Err(in_tensor(ReadErrorKind::InvalidHeader(format!(
                 "data offset {} is not aligned to {alignment}",
                 t.offset

@@ -2,6 +2,7 @@
 //! merge greedily by vocabulary score, and characters outside the vocabulary fall back to
 //! `<0xNN>` byte tokens.
 
+use alloc::boxed::Box;
 use alloc::collections::BTreeMap;
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -13,7 +14,7 @@ const SPACE: char = '▁';
 pub(super) struct SentencePiece {
     scores: Vec<f32>,
     /// Token id of each byte's `<0xNN>` token.
-    byte_tokens: [Option<u32>; 256],
+    byte_tokens: Box<[Option<u32>; 256]>,
     pub(super) add_space_prefix: bool,
 }
 
@@ -24,7 +25,7 @@ impl SentencePiece {
         types: &[TokenType],
         add_space_prefix: bool,
     ) -> Self {
-        let mut byte_tokens = [None; 256];
+        let mut byte_tokens = Box::new([None; 256]);
         for (id, (token, &kind)) in tokens.iter().zip(types).enumerate() {
             if kind == TokenType::Byte
                 && let Some(b) = parse_byte_token(token)

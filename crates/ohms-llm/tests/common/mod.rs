@@ -1,4 +1,6 @@
 //! Locating the model files the tests run on.
+// Each test crate includes this module and uses only some of it.
+#![allow(dead_code)]
 
 use std::path::PathBuf;
 
@@ -12,7 +14,6 @@ pub fn fixture(name: &str) -> Option<PathBuf> {
 }
 
 /// `<repo>/models/<name>`, as `scripts/fetch-model` leaves it.
-#[allow(dead_code)]
 pub fn model(name: &str) -> Option<PathBuf> {
     present(repo_root().join("models").join(name))
 }
