@@ -59,7 +59,11 @@ impl CompressionReport {
         let parameters = manifest.compression.parameters;
         let shard_bytes = manifest.stored_bytes();
         let stored_bytes = shard_bytes + manifest_bytes;
-        let quantized: Vec<_> = compressed.tensors.iter().filter(|t| t.is_quantized()).collect();
+        let quantized: Vec<_> = compressed
+            .tensors
+            .iter()
+            .filter(|t| t.is_quantized())
+            .collect();
         let mean = |f: &dyn Fn(f64, f64) -> f64, init: f64| {
             quantized.iter().fold(init, |acc, t| f(acc, t.relative_mse))
         };

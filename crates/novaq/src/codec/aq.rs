@@ -179,7 +179,12 @@ impl<'a> BeamEncoder<'a> {
             for j in 0..m {
                 let table = (0..ENTRIES * ENTRIES)
                     .into_par_iter()
-                    .map(|i| dot(books.entry(j, (i / ENTRIES) as u8), books.entry(m, (i % ENTRIES) as u8)))
+                    .map(|i| {
+                        dot(
+                            books.entry(j, (i / ENTRIES) as u8),
+                            books.entry(m, (i % ENTRIES) as u8),
+                        )
+                    })
                     .collect();
                 cross.push(table);
             }
@@ -223,7 +228,10 @@ impl<'a> BeamEncoder<'a> {
         out: &mut [u8],
     ) {
         let books = self.books.books;
-        for (d, entry) in dots.iter_mut().zip(self.books.entries.chunks_exact(self.books.dim)) {
+        for (d, entry) in dots
+            .iter_mut()
+            .zip(self.books.entries.chunks_exact(self.books.dim))
+        {
             *d = dot(x, entry);
         }
         // First book: every entry is a candidate.
@@ -326,7 +334,11 @@ mod tests {
 
     fn relative_error(data: &[f32], books: &Codebooks, codes: &[u8]) -> f64 {
         let rec = decode(books, codes);
-        let err: f64 = data.iter().zip(&rec).map(|(a, b)| ((a - b) as f64).powi(2)).sum();
+        let err: f64 = data
+            .iter()
+            .zip(&rec)
+            .map(|(a, b)| ((a - b) as f64).powi(2))
+            .sum();
         err / data.iter().map(|&a| (a as f64).powi(2)).sum::<f64>()
     }
 
@@ -345,8 +357,16 @@ mod tests {
         let beam = relative_error(&data, &books, &BeamEncoder::new(&books, 8).encode(&data));
         assert!(beam <= greedy + 1e-9, "beam {beam} greedy {greedy}");
         let mut refined = books.clone();
-        least_squares_update(&mut refined, &data, &BeamEncoder::new(&books, 8).encode(&data));
-        let after = relative_error(&data, &refined, &BeamEncoder::new(&refined, 8).encode(&data));
+        least_squares_update(
+            &mut refined,
+            &data,
+            &BeamEncoder::new(&books, 8).encode(&data),
+        );
+        let after = relative_error(
+            &data,
+            &refined,
+            &BeamEncoder::new(&refined, 8).encode(&data),
+        );
         assert!(after < beam, "least squares {after} vs {beam}");
     }
 }

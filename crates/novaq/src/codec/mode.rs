@@ -32,9 +32,9 @@ impl Mode {
         };
         match (mode, bits) {
             (_, None) => Ok(mode),
-            (Self::Scalar { .. }, Some(_)) => {
-                Err(format!("--bits applies to 2bit, 3bit and 4bit modes, not {name}"))
-            }
+            (Self::Scalar { .. }, Some(_)) => Err(format!(
+                "--bits applies to 2bit, 3bit and 4bit modes, not {name}"
+            )),
             (Self::Additive { .. }, Some(bits)) => Self::additive_for_bits(bits),
         }
     }

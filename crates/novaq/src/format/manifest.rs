@@ -44,6 +44,8 @@ pub struct Architecture {
     pub kv_heads: u32,
     pub vocab_size: u32,
     pub context_length: u32,
+    /// Leading dimensions of each head that RoPE rotates.
+    pub rope_dim: u32,
     pub rope_theta: f32,
     pub norm_eps: f32,
     /// The output projection reuses the token embedding matrix.

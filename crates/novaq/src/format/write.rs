@@ -2,7 +2,7 @@
 
 use super::blob::{codebooks_to_bytes, f32s_to_bytes};
 use super::{
-    Architecture, Codec, CodebookEntry, Compression, FORMAT_NAME, FORMAT_VERSION, Manifest,
+    Architecture, CodebookEntry, Codec, Compression, FORMAT_NAME, FORMAT_VERSION, Manifest,
     StreamWriter, TensorEntry, TokenizerSpec,
 };
 use crate::codec::{Compressed, Encoding};

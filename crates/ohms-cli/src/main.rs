@@ -1,0 +1,36 @@
+//! `ohms` — the OHMS command line.
+//!
+//! Exit codes: 0 success, 1 failure (bad input, failed verification), 2 usage error.
+
+mod novaq;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "ohms", version, about = "OHMS command line")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// NOVAQ model compression into the OHMS model format.
+    #[command(subcommand)]
+    Novaq(novaq::Command),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Novaq(command) => novaq::run(command),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,111 @@
+//! `ohms novaq …`: compress, inspect, verify and evaluate OHMS models.
+
+mod compress;
+mod eval;
+mod gaussian;
+mod inspect;
+mod model_info;
+mod source;
+mod verify;
+
+use clap::{Args, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Compress a GGUF or safetensors model into an OHMS model directory.
+    Compress(CompressArgs),
+    /// Describe a compressed model: configuration, tensors, codebooks, shards.
+    Inspect {
+        dir: PathBuf,
+        /// Print one JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Re-hash the manifest and every shard; fails naming the first shard that does not match.
+    Verify { dir: PathBuf },
+    /// Compare the compressed model's predictions with the source model's.
+    Eval(EvalArgs),
+    /// Compress an i.i.d. Gaussian matrix: the rate-distortion sanity check, and the kernel's
+    /// speed against a plain f32 matrix-vector product.
+    Gaussian(GaussianArgs),
+}
+
+#[derive(Args)]
+pub struct CompressArgs {
+    /// Source model (.gguf or .safetensors).
+    pub input: PathBuf,
+    /// Output directory.
+    #[arg(short, long)]
+    pub output: PathBuf,
+    /// 2bit, 3bit, 4bit (additive quantization) or q4, q8 (scalar baselines).
+    #[arg(long, default_value = "2bit")]
+    pub mode: String,
+    /// Code bits per weight for the additive modes (e.g. 2.5), instead of the mode's preset.
+    #[arg(long)]
+    pub bits: Option<f64>,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Bytes per shard.
+    #[arg(long, default_value_t = novaq::format::write::DEFAULT_SHARD_SIZE)]
+    pub shard_size: u64,
+    /// Print the report as one JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args)]
+pub struct EvalArgs {
+    /// The source model the directory was compressed from (.gguf).
+    pub source: PathBuf,
+    /// The compressed model directory.
+    pub dir: PathBuf,
+    /// Text to score; without it, sequences are sampled from the source model with a fixed seed.
+    #[arg(long)]
+    pub text: Option<PathBuf>,
+    /// Tokens of --text to score.
+    #[arg(long, default_value_t = 512)]
+    pub tokens: usize,
+    /// Tokens per sequence (each sequence starts a fresh context).
+    #[arg(long, default_value_t = 128)]
+    pub sequence_length: usize,
+    /// Sequences to sample when no --text is given.
+    #[arg(long, default_value_t = 8)]
+    pub sequences: usize,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args)]
+pub struct GaussianArgs {
+    #[arg(long, default_value_t = 4096)]
+    pub rows: usize,
+    #[arg(long, default_value_t = 4096)]
+    pub cols: usize,
+    #[arg(long, default_value = "2bit")]
+    pub mode: String,
+    #[arg(long)]
+    pub bits: Option<f64>,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Compress(args) => compress::run(&args),
+        Command::Inspect { dir, json } => inspect::run(&dir, json),
+        Command::Verify { dir } => verify::run(&dir),
+        Command::Eval(args) => eval::run(&args),
+        Command::Gaussian(args) => gaussian::run(&args),
+    }
+}
+
+/// Prints a serializable value as one line of JSON.
+fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string(value)?);
+    Ok(())
+}

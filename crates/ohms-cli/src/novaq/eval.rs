@@ -1,0 +1,115 @@
+//! `ohms novaq eval`: the compressed model against its source, on the same tokens.
+
+use super::{EvalArgs, model_info, print_json, source};
+use anyhow::{Context, anyhow, bail};
+use novaq::Tensor;
+use novaq::format::{Codec, dir};
+use novaq::kernel::{ModelReader, QuantizedMatrix};
+use novaq::report::EvalReport;
+use ohms_llm::eval::{compare, sample_sequences};
+use ohms_llm::load::{load_model, load_model_with};
+use ohms_llm::{Model, Tokenizer};
+use std::collections::BTreeMap;
+
+pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
+    if args.sequence_length < 2 {
+        bail!("--sequence-length must be at least 2");
+    }
+    let files = dir::read_verified(&args.dir)?;
+    let source = source::open(&args.source)?;
+    let mut reference = load_model(&source.metadata, source.tensors)
+        .with_context(|| format!("cannot build a model from {}", args.source.display()))?;
+    let mut candidate = compressed_model(&files)?;
+    let sequences = match &args.text {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            let tokenizer = Tokenizer::from_gguf(&source.metadata)
+                .map_err(|e| anyhow!("{}: {e}", args.source.display()))?;
+            let tokens: Vec<u32> = tokenizer.encode(&text).into_iter().take(args.tokens).collect();
+            if tokens.len() < 2 {
+                bail!("{} yields fewer than 2 tokens", path.display());
+            }
+            tokens
+                .chunks(args.sequence_length)
+                .filter(|c| c.len() >= 2)
+                .map(<[u32]>::to_vec)
+                .collect::<Vec<_>>()
+        }
+        None => {
+            let start = Tokenizer::from_gguf(&source.metadata)
+                .ok()
+                .and_then(|t| t.bos)
+                .unwrap_or(1);
+            sample_sequences(
+                &mut reference,
+                start,
+                args.sequences,
+                args.sequence_length,
+                args.seed,
+            )
+            .map_err(|e| anyhow!("sampling evaluation sequences: {e}"))?
+        }
+    };
+    let c = compare(&mut reference, &mut candidate, &sequences)
+        .map_err(|e| anyhow!("evaluation failed: {e}"))?;
+    let report = EvalReport {
+        tokens: c.positions,
+        perplexity_source: c.reference_perplexity,
+        perplexity_compressed: c.candidate_perplexity,
+        perplexity_ratio: c.perplexity_ratio,
+        mean_kl_divergence: c.mean_kl_divergence,
+        top1_agreement: c.top1_agreement,
+    };
+    if args.json {
+        return print_json(&report);
+    }
+    println!(
+        "{} positions: perplexity {:.4} → {:.4} (ratio {:.4}), mean KL {:.5} nats, top-1 agreement {:.4}",
+        report.tokens,
+        report.perplexity_source,
+        report.perplexity_compressed,
+        report.perplexity_ratio,
+        report.mean_kl_divergence,
+        report.top1_agreement
+    );
+    Ok(())
+}
+
+/// The compressed model with every projection multiplying straight on its stored codes.
+fn compressed_model(files: &dir::ModelFiles) -> anyhow::Result<Model<QuantizedMatrix>> {
+    let manifest = &files.manifest;
+    let architecture = manifest
+        .architecture
+        .as_ref()
+        .ok_or_else(|| anyhow!("the manifest has no architecture: it cannot be run"))?;
+    let config = model_info::config(architecture);
+    let mut reader = ModelReader::new(manifest, files.shard_slices())?;
+    let mut matrices = BTreeMap::new();
+    let mut tensors = Vec::with_capacity(manifest.tensors.len());
+    for entry in &manifest.tensors {
+        let shape: Vec<usize> = entry.shape.iter().map(|&d| d as usize).collect();
+        let is_matrix = shape.len() == 2 && entry.name != "token_embd.weight";
+        // Projections are used through the kernel only; vectors and the embedding table
+        // (read row by row) are decoded to f32.
+        let data = if is_matrix && entry.codec != Codec::F32 {
+            matrices.insert(entry.name.clone(), reader.matrix(&entry.name)?);
+            Vec::new()
+        } else {
+            if is_matrix {
+                matrices.insert(entry.name.clone(), reader.matrix(&entry.name)?);
+            }
+            reader.values(&entry.name)?
+        };
+        tensors.push(Tensor::new(entry.name.clone(), shape, data));
+    }
+    if config.tied_embeddings {
+        matrices.insert("output.weight".into(), reader.matrix("token_embd.weight")?);
+    }
+    load_model_with(config, tensors, |t| {
+        matrices
+            .remove(&t.name)
+            .expect("every projection of the manifest was loaded above")
+    })
+    .map_err(|e| anyhow!("the compressed model does not form a Llama model: {e}"))
+}
