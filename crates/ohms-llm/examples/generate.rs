@@ -2,11 +2,10 @@
 //!
 //! cargo run --release -p ohms-llm --example generate -- MODEL.gguf "prompt" [tokens] [--chat]
 
-use std::io::Write;
 use std::time::Instant;
 
 use ohms_llm::load::load_gguf;
-use ohms_llm::{ChatMessage, Sampler};
+use ohms_llm::{ChatMessage, Sampler, generate};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -21,7 +20,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let (mut model, tokenizer) = load_gguf(path)?;
     eprintln!("loaded in {:.2?}: {:?}", started.elapsed(), model.config());
 
-    let mut tokens = if chat {
+    let prompt_tokens = if chat {
         let messages = [ChatMessage {
             role: "user",
             content: prompt,
@@ -37,29 +36,21 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     } else {
         tokenizer.eos
     };
-    let prompt_len = tokens.len();
-    let mut sampler = Sampler::Greedy;
     let started = Instant::now();
-    let mut stdout = std::io::stdout();
-    for pos in 0.. {
-        let logits = model.forward(tokens[pos], pos)?;
-        if pos + 1 < tokens.len() {
-            continue;
-        }
-        let next = sampler.sample(logits);
-        if Some(next) == stop || tokens.len() - prompt_len >= new_tokens {
-            break;
-        }
-        tokens.push(next);
-        stdout.write_all(&tokenizer.token_bytes(next))?;
-        stdout.flush()?;
-    }
+    let new = generate(
+        &mut model,
+        &prompt_tokens,
+        &mut Sampler::Greedy,
+        new_tokens,
+        stop.as_slice(),
+    )?;
     let elapsed = started.elapsed().as_secs_f64();
-    println!();
+    println!("{}", tokenizer.decode(&new));
+    // Every prompt token and every generated token but the last costs one forward pass.
+    let passes = prompt_tokens.len() + new.len();
     eprintln!(
-        "{} positions in {elapsed:.2} s: {:.1} tokens/s",
-        tokens.len(),
-        tokens.len() as f64 / elapsed
+        "{passes} forward passes in {elapsed:.2} s: {:.1} tokens/s",
+        passes as f64 / elapsed
     );
     Ok(())
 }

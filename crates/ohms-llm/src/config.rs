@@ -67,10 +67,11 @@ impl Config {
         let count = |name: &str| -> Result<usize, ConfigError> {
             let key = key(name);
             let value = metadata
-                .get_u64(&key)
+                .get(&key)
                 .ok_or_else(|| ConfigError::Missing(key.clone()))?;
-            usize::try_from(value)
-                .ok()
+            value
+                .as_u64()
+                .and_then(|v| usize::try_from(v).ok())
                 .filter(|&v| v > 0)
                 .ok_or(ConfigError::Invalid {
                     key,
@@ -162,5 +163,89 @@ impl Config {
     /// Width of the key and value projections.
     pub fn kv_dim(&self) -> usize {
         self.n_kv_heads * self.head_dim()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::vec::Vec;
+    use novaq::read::MetadataValue;
+
+    fn llama_metadata() -> Metadata {
+        let u32 = |v| MetadataValue::U32(v);
+        [
+            (
+                "general.architecture",
+                MetadataValue::String("llama".into()),
+            ),
+            ("llama.embedding_length", u32(576)),
+            ("llama.feed_forward_length", u32(1536)),
+            ("llama.block_count", u32(30)),
+            ("llama.attention.head_count", u32(9)),
+            ("llama.attention.head_count_kv", u32(3)),
+            ("llama.context_length", u32(8192)),
+            ("llama.vocab_size", u32(49152)),
+            ("llama.rope.freq_base", MetadataValue::F32(100_000.0)),
+            (
+                "llama.attention.layer_norm_rms_epsilon",
+                MetadataValue::F32(1e-5),
+            ),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.into(), v))
+        .collect()
+    }
+
+    #[test]
+    fn reads_llama_keys_with_defaults_for_optional_ones() {
+        let c = Config::from_gguf(&llama_metadata(), false).unwrap();
+        assert_eq!(
+            (c.dim, c.head_dim(), c.kv_dim(), c.rope_dim),
+            (576, 64, 192, 64)
+        );
+        assert_eq!((c.rope_theta, c.tied_embeddings), (100_000.0, true));
+        let mut m = llama_metadata();
+        m.insert("llama.rope.freq_base".into(), MetadataValue::U64(500_000));
+        assert_eq!(Config::from_gguf(&m, true).unwrap().rope_theta, 500_000.0);
+    }
+
+    #[test]
+    fn rejects_missing_and_inconsistent_metadata() {
+        let mut m = llama_metadata();
+        m.insert(
+            "general.architecture".into(),
+            MetadataValue::String("gpt2".into()),
+        );
+        assert_eq!(
+            Config::from_gguf(&m, true),
+            Err(ConfigError::UnsupportedArchitecture("gpt2".into()))
+        );
+        let without: Metadata = llama_metadata()
+            .iter()
+            .filter(|(k, _)| *k != "llama.block_count")
+            .map(|(k, v)| (k.into(), v.clone()))
+            .collect::<Vec<_>>()
+            .into_iter()
+            .collect();
+        assert_eq!(
+            Config::from_gguf(&without, true),
+            Err(ConfigError::Missing("llama.block_count".into()))
+        );
+        let mut m = llama_metadata();
+        m.insert(
+            "llama.attention.head_count_kv".into(),
+            MetadataValue::U32(4),
+        );
+        assert!(matches!(
+            Config::from_gguf(&m, true),
+            Err(ConfigError::Invalid { .. })
+        ));
+        let mut m = llama_metadata();
+        m.insert("llama.embedding_length".into(), MetadataValue::I32(-1));
+        assert!(matches!(
+            Config::from_gguf(&m, true),
+            Err(ConfigError::Invalid { .. })
+        ));
     }
 }

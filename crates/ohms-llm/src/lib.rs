@@ -9,6 +9,7 @@ extern crate alloc;
 
 pub mod config;
 pub mod eval;
+pub mod generate;
 pub mod linear;
 pub mod load;
 mod math;
@@ -18,6 +19,7 @@ pub mod sample;
 pub mod tokenizer;
 
 pub use config::{Config, ConfigError};
+pub use generate::generate;
 pub use linear::{DenseMatrix, Linear};
 pub use load::{LoadError, load_model};
 pub use model::{ForwardError, Model};

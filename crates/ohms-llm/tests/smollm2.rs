@@ -12,7 +12,7 @@
 mod common;
 
 use ohms_llm::load::load_gguf;
-use ohms_llm::{ChatMessage, DenseMatrix, Model, Sampler, Tokenizer};
+use ohms_llm::{ChatMessage, DenseMatrix, Model, Sampler, Tokenizer, generate};
 
 const MODEL: &str = "SmolLM2-135M-Instruct.Q4_1.gguf";
 
@@ -32,24 +32,10 @@ fn reply(
         role: "user",
         content: question,
     }];
-    let mut tokens = tokenizer.encode_chat(&messages).expect("ChatML template");
-    let prompt_len = tokens.len();
+    let prompt = tokenizer.encode_chat(&messages).expect("ChatML template");
     let end = tokenizer.end_of_turn().expect("<|im_end|>");
-    model.reset();
-    let mut pos = 0;
-    while tokens.len() < prompt_len + max_tokens {
-        let logits = model.forward(tokens[pos], pos).expect("forward");
-        pos += 1;
-        if pos < tokens.len() {
-            continue;
-        }
-        let next = Sampler::Greedy.sample(logits);
-        if next == end {
-            break;
-        }
-        tokens.push(next);
-    }
-    tokenizer.decode(&tokens[prompt_len..])
+    let answer = generate(model, &prompt, &mut Sampler::Greedy, max_tokens, &[end]).unwrap();
+    tokenizer.decode(&answer)
 }
 
 #[test]

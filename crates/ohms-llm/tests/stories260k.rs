@@ -8,7 +8,7 @@ use novaq::kernel::QuantizedMatrix;
 use novaq::read::GgufFile;
 use ohms_llm::eval::{compare, perplexity, sample_sequences};
 use ohms_llm::load::{load_gguf, load_model, load_model_with};
-use ohms_llm::{Config, DenseMatrix, Model, Sampler, Tokenizer};
+use ohms_llm::{Config, DenseMatrix, Model, Sampler, Tokenizer, generate};
 
 const FIXTURE: &str = "stories260Ktok512.gguf";
 
@@ -42,31 +42,6 @@ impl Fixture {
     }
 }
 
-/// Greedy generation of `new_tokens` after the prompt (fewer if EOS comes first).
-fn generate<W: ohms_llm::Linear>(
-    model: &mut Model<W>,
-    tokenizer: &Tokenizer,
-    prompt: &[u32],
-    new_tokens: usize,
-) -> Vec<u32> {
-    let mut tokens = prompt.to_vec();
-    model.reset();
-    let mut pos = 0;
-    while tokens.len() < prompt.len() + new_tokens {
-        let logits = model.forward(tokens[pos], pos).expect("forward");
-        pos += 1;
-        if pos < tokens.len() {
-            continue;
-        }
-        let next = Sampler::Greedy.sample(logits);
-        if Some(next) == tokenizer.eos {
-            break;
-        }
-        tokens.push(next);
-    }
-    tokens
-}
-
 #[test]
 fn config_comes_from_the_metadata() {
     let Some(f) = fixture() else { return };
@@ -96,9 +71,11 @@ fn greedy_continuation_of_once_upon_a_time_is_fluent() {
     };
     let (mut model, tokenizer) = load_gguf(&path).expect("load");
     let prompt = tokenizer.encode("Once upon a time");
-    let tokens = generate(&mut model, &tokenizer, &prompt, 60);
+    let stop = [tokenizer.eos.unwrap()];
+    let new = generate(&mut model, &prompt, &mut Sampler::Greedy, 60, &stop).unwrap();
+    assert_eq!(new.len(), 60);
     assert_eq!(
-        tokenizer.decode(&tokens),
+        tokenizer.decode(&[prompt, new].concat()),
         "Once upon a time, there was a little girl named Lily. She loved to play outside in \
          the park. One day, she saw a big, red ball. She wanted to play with it, but it was too \
          high.\nLily"

@@ -213,13 +213,16 @@ impl Tokenizer {
         }
     }
 
-    /// Decodes tokens to text, leaving out control tokens. Removes the space SentencePiece
-    /// prepends to the start of a text, so `decode(encode(s)) == s`.
+    /// Decodes tokens to text, leaving out control tokens. A sequence that starts with BOS
+    /// starts a text: the space SentencePiece prepended to it is removed, so
+    /// `decode(encode(s)) == s`. A continuation (no BOS) keeps its leading space.
     pub fn decode(&self, ids: &[u32]) -> String {
         let bytes: Vec<u8> = ids.iter().flat_map(|&id| self.token_bytes(id)).collect();
         let mut text = String::from_utf8_lossy(&bytes).into_owned();
+        let starts_text = ids.first().is_some_and(|&id| Some(id) == self.bos);
         if let Algorithm::SentencePiece(spm) = &self.algorithm
             && spm.add_space_prefix
+            && starts_text
             && text.starts_with(' ')
         {
             text.remove(0);

@@ -59,21 +59,33 @@ impl SentencePiece {
 
         // Start from single characters; repeatedly merge the adjacent pair that forms the
         // highest-scoring vocabulary entry (leftmost on ties), as SentencePiece's BPE does.
+        // Pair scores are cached so each merge looks up only the two pairs it changes.
+        let score = |left: &str, right: &str| -> Option<f32> {
+            let id = *ids.get(joined(&normalized, left, right))?;
+            Some(self.scores[id as usize])
+        };
         let mut pieces: Vec<&str> = split_chars(&normalized);
+        let mut pair_scores: Vec<Option<f32>> =
+            pieces.windows(2).map(|w| score(w[0], w[1])).collect();
         loop {
             let mut best: Option<(usize, f32)> = None;
-            for i in 0..pieces.len().saturating_sub(1) {
-                let merged = joined(&normalized, pieces[i], pieces[i + 1]);
-                if let Some(&id) = ids.get(merged) {
-                    let score = self.scores[id as usize];
-                    if best.is_none_or(|(_, s)| score > s) {
-                        best = Some((i, score));
-                    }
+            for (i, s) in pair_scores.iter().enumerate() {
+                if let Some(s) = *s
+                    && best.is_none_or(|(_, b)| s > b)
+                {
+                    best = Some((i, s));
                 }
             }
             let Some((i, _)) = best else { break };
             pieces[i] = joined(&normalized, pieces[i], pieces[i + 1]);
             pieces.remove(i + 1);
+            pair_scores.remove(i);
+            if i + 1 < pieces.len() {
+                pair_scores[i] = score(pieces[i], pieces[i + 1]);
+            }
+            if i > 0 {
+                pair_scores[i - 1] = score(pieces[i - 1], pieces[i]);
+            }
         }
 
         for piece in pieces {
