@@ -134,7 +134,7 @@ pub fn load_model_with<W: Linear>(
         output_norm,
         output,
     };
-    Ok(Model::new(config, weights))
+    Model::new(config, weights)
 }
 
 /// Reads a GGUF file into an f32 reference model and its tokenizer.

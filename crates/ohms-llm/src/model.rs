@@ -4,8 +4,11 @@ use alloc::vec;
 use alloc::vec::Vec;
 use core::fmt;
 
-use crate::config::Config;
+use alloc::format;
+
+use crate::config::{Config, ConfigError};
 use crate::linear::{DenseMatrix, Linear};
+use crate::load::LoadError;
 use crate::math::{dot, rms_norm, silu, softmax};
 use crate::rope::Rotation;
 
@@ -128,8 +131,9 @@ pub struct Model<W: Linear> {
 }
 
 impl<W: Linear> Model<W> {
-    /// Assembles a model; the loader checks every weight's shape against `config` first.
-    pub fn new(config: Config, weights: Weights<W>) -> Self {
+    /// Assembles a model after checking every weight's shape against `config`.
+    pub fn new(config: Config, weights: Weights<W>) -> Result<Self, LoadError> {
+        check_shapes(&config, &weights)?;
         let scratch = Scratch {
             x: vec![0.0; config.dim],
             xb: vec![0.0; config.dim],
@@ -143,12 +147,12 @@ impl<W: Linear> Model<W> {
             up: vec![0.0; config.hidden_dim],
             logits: vec![0.0; config.vocab_size],
         };
-        Self {
+        Ok(Self {
             cache: KvCache::new(config.n_layers, config.kv_dim()),
             config,
             weights,
             scratch,
-        }
+        })
     }
 
     pub fn config(&self) -> &Config {
@@ -254,6 +258,56 @@ impl<W: Linear> Model<W> {
         rms_norm(&mut s.xb, &s.x, &self.weights.output_norm, c.norm_eps);
         self.weights.output.matvec(&s.xb, &mut s.logits);
         Ok(&s.logits)
+    }
+}
+
+/// The shapes `forward` relies on, so a wrongly assembled model is an error, not a panic.
+fn check_shapes<W: Linear>(c: &Config, w: &Weights<W>) -> Result<(), LoadError> {
+    c.validate().map_err(|reason| {
+        LoadError::Config(ConfigError::Invalid {
+            key: "config".into(),
+            reason,
+        })
+    })?;
+    let mismatch = |name: String, expected: [usize; 2], found: [usize; 2]| {
+        (expected != found).then(|| LoadError::ShapeMismatch {
+            tensor: name,
+            expected: expected.to_vec(),
+            found: found.to_vec(),
+        })
+    };
+    let matrix =
+        |name: String, m: &W, expected: [usize; 2]| mismatch(name, expected, [m.rows(), m.cols()]);
+    let vector = |name: String, v: &[f32]| mismatch(name, [c.dim, 1], [v.len(), 1]);
+    let (dim, kv, hidden) = (c.dim, c.kv_dim(), c.hidden_dim);
+    let e = &w.token_embedding;
+    let mut problems = vec![
+        mismatch(
+            "token_embd.weight".into(),
+            [c.vocab_size, dim],
+            [Linear::rows(e), Linear::cols(e)],
+        ),
+        matrix("output.weight".into(), &w.output, [c.vocab_size, dim]),
+        vector("output_norm.weight".into(), &w.output_norm),
+        mismatch("blocks".into(), [c.n_layers, 1], [w.layers.len(), 1]),
+    ];
+    for (i, l) in w.layers.iter().enumerate() {
+        let name = |part: &str| format!("blk.{i}.{part}.weight");
+        problems.extend([
+            matrix(name("attn_q"), &l.wq, [dim, dim]),
+            matrix(name("attn_k"), &l.wk, [kv, dim]),
+            matrix(name("attn_v"), &l.wv, [kv, dim]),
+            matrix(name("attn_output"), &l.wo, [dim, dim]),
+            matrix(name("ffn_gate"), &l.w_gate, [hidden, dim]),
+            matrix(name("ffn_up"), &l.w_up, [hidden, dim]),
+            matrix(name("ffn_down"), &l.w_down, [dim, hidden]),
+            vector(name("attn_norm"), &l.attn_norm),
+            vector(name("ffn_norm"), &l.ffn_norm),
+        ]);
+    }
+    match problems.into_iter().flatten().next() {
+        Some(problem) => Err(problem),
+        None => Ok(()),
     }
 }
 

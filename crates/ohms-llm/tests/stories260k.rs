@@ -325,3 +325,25 @@ fn evaluation_scores_identical_models_as_equal_and_degraded_ones_as_worse() {
     assert!(c.mean_kl_divergence > 0.01, "{c:?}");
     assert!((0.2..1.0).contains(&c.top1_agreement), "{c:?}");
 }
+
+#[test]
+fn weights_of_the_wrong_shape_are_rejected() {
+    use ohms_llm::LoadError;
+    let Some(f) = fixture() else { return };
+    let transposed = |t: Tensor| DenseMatrix::new(t.cols(), t.rows(), t.data).unwrap();
+    let err = load_model_with(f.config(), f.tensors.clone(), transposed).err();
+    assert_eq!(
+        err,
+        Some(LoadError::ShapeMismatch {
+            tensor: "output.weight".into(),
+            expected: vec![512, 64],
+            found: vec![64, 512],
+        })
+    );
+    let mut missing = f.tensors.clone();
+    missing.retain(|t| t.name != "blk.3.ffn_up.weight");
+    assert_eq!(
+        load_model(&f.file.metadata, missing).err(),
+        Some(LoadError::MissingTensor("blk.3.ffn_up.weight".into()))
+    );
+}
