@@ -5,6 +5,7 @@ use alloc::vec::Vec;
 use core::fmt;
 
 use alloc::format;
+use alloc::string::String;
 
 use crate::config::{Config, ConfigError};
 use crate::linear::{DenseMatrix, Linear};
