@@ -1,0 +1,65 @@
+//! Behaviour checked on hand-written modules: globals rollback, missing imports, module limits.
+
+use candid::Principal;
+use local_ic::{LocalIc, RejectCode};
+
+const ALICE: Principal = Principal::from_slice(&[7]);
+
+/// A canister whose state is a mutable global (not in linear memory).
+const GLOBAL_COUNTER: &str = r#"(module
+  (import "ic0" "msg_reply" (func $reply))
+  (import "ic0" "msg_reply_data_append" (func $append (param i32 i32)))
+  (memory 1)
+  (global $counter (mut i32) (i32.const 0))
+  (func (export "canister_update inc")
+    (global.set $counter (i32.add (global.get $counter) (i32.const 1)))
+    (call $reply))
+  (func (export "canister_update inc_then_trap")
+    (global.set $counter (i32.add (global.get $counter) (i32.const 100)))
+    unreachable)
+  (func (export "canister_query get")
+    (i32.store (i32.const 0) (global.get $counter))
+    (call $append (i32.const 0) (i32.const 4))
+    (call $reply)))"#;
+
+fn counter(ic: &mut LocalIc, canister: Principal) -> i32 {
+    let bytes = ic.query_call(canister, ALICE, "get", vec![]).unwrap();
+    i32::from_le_bytes(bytes.try_into().unwrap())
+}
+
+#[test]
+fn trap_rolls_back_mutable_globals() {
+    let mut ic = LocalIc::new();
+    let canister = ic.create_canister();
+    ic.install_canister(canister, wat::parse_str(GLOBAL_COUNTER).unwrap(), vec![], None)
+        .unwrap();
+    ic.update_call(canister, ALICE, "inc", vec![]).unwrap();
+    let err = ic.update_call(canister, ALICE, "inc_then_trap", vec![]).unwrap_err();
+    assert_eq!(err.reject_code, RejectCode::CanisterError);
+    assert!(err.reject_message.contains("unreachable"), "{err}");
+    assert_eq!(counter(&mut ic, canister), 1);
+    ic.update_call(canister, ALICE, "inc", vec![]).unwrap();
+    assert_eq!(counter(&mut ic, canister), 2);
+}
+
+#[test]
+fn missing_import_fails_install_naming_it() {
+    let mut ic = LocalIc::new();
+    let canister = ic.create_canister();
+    let wasm = wat::parse_str(r#"(module (import "ic0" "mint_cycles" (func)))"#).unwrap();
+    let err = ic.install_canister(canister, wasm, vec![], None).unwrap_err();
+    assert!(err.reject_message.contains("`ic0.mint_cycles`"), "{err}");
+    assert!(ic.canister_status(canister, None).unwrap().module_hash.is_none());
+}
+
+#[test]
+fn method_that_does_not_reply_is_rejected() {
+    let mut ic = LocalIc::new();
+    let canister = ic.create_canister();
+    let wasm = wat::parse_str(r#"(module (func (export "canister_update silent")))"#).unwrap();
+    ic.install_canister(canister, wasm, vec![], None).unwrap();
+    let err = ic.update_call(canister, ALICE, "silent", vec![]).unwrap_err();
+    assert_eq!(err.error_code.as_deref(), Some(local_ic::error_codes::CANISTER_DID_NOT_REPLY));
+    let err = ic.update_call(canister, ALICE, "absent", vec![]).unwrap_err();
+    assert_eq!(err.error_code.as_deref(), Some(local_ic::error_codes::CANISTER_METHOD_NOT_FOUND));
+}
