@@ -18,26 +18,22 @@ impl ModelId {
 
     /// Validates `id`; `field` names the argument in the error.
     pub fn parse(id: &str, field: &str) -> Result<Self, Error> {
-        let reason = if id.is_empty() || id.len() > Self::MAX_LEN {
-            Some(format!(
+        let invalid = |reason: String| Err(Error::invalid_argument(field, reason));
+        if id.is_empty() || id.len() > Self::MAX_LEN {
+            return invalid(format!(
                 "must have 1 to {} characters, has {}",
                 Self::MAX_LEN,
                 id.len()
-            ))
-        } else if !id.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit()) {
-            Some("must start with a lowercase letter or a digit".to_string())
-        } else if let Some(c) = id
-            .chars()
-            .find(|c| !matches!(c, 'a'..='z' | '0'..='9' | '-' | '_' | '.'))
-        {
-            Some(format!("may hold only a-z 0-9 - _ . (found {c:?})"))
-        } else {
-            None
-        };
-        match reason {
-            Some(reason) => Err(Error::invalid_argument(field, reason)),
-            None => Ok(Self(id.to_string())),
+            ));
         }
+        if !id.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit()) {
+            return invalid("must start with a lowercase letter or a digit".to_string());
+        }
+        let allowed = |c: &char| matches!(c, 'a'..='z' | '0'..='9' | '-' | '_' | '.');
+        if let Some(c) = id.chars().find(|c| !allowed(c)) {
+            return invalid(format!("may hold only a-z 0-9 - _ . (found {c:?})"));
+        }
+        Ok(Self(id.to_string()))
     }
 
     pub fn as_str(&self) -> &str {
