@@ -270,6 +270,16 @@ fn tokenizer_round_trips_text_and_falls_back_to_bytes() {
     ] {
         assert_eq!(tokenizer.decode(&tokenizer.encode(text)), text);
     }
+    // Long inputs stay fast: merging is O(n log n) in the text length.
+    let long = "Lily and Tom played in the big park. ".repeat(1000);
+    let started = std::time::Instant::now();
+    let ids = tokenizer.encode(&long);
+    assert!(
+        started.elapsed().as_secs_f64() < 2.0,
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(tokenizer.decode(&ids), long);
     // Characters outside the 512-token vocabulary become their UTF-8 bytes.
     let globe = tokenizer.encode("🌍");
     let bytes: Vec<&str> = globe[2..]

@@ -6,6 +6,8 @@ use alloc::collections::BTreeMap;
 use alloc::string::String;
 use alloc::vec::Vec;
 
+use super::merge::merge_pieces;
+
 pub(super) struct BytePairs {
     /// `"left right"` → rank (lower merges first). Byte-level symbols never contain a space, so
     /// one space separates the two halves unambiguously.
@@ -34,25 +36,16 @@ impl BytePairs {
         let mut key = String::new();
         for word in pre_tokenize(text) {
             let spelled: String = word.bytes().map(byte_char).collect();
-            let mut symbols: Vec<String> = spelled.chars().map(String::from).collect();
-            loop {
-                let mut best: Option<(usize, u32)> = None;
-                for i in 0..symbols.len().saturating_sub(1) {
-                    key.clear();
-                    key.push_str(&symbols[i]);
-                    key.push(' ');
-                    key.push_str(&symbols[i + 1]);
-                    if let Some(&rank) = self.ranks.get(&key)
-                        && best.is_none_or(|(_, r)| rank < r)
-                    {
-                        best = Some((i, rank));
-                    }
-                }
-                let Some((i, _)) = best else { break };
-                let right = symbols.remove(i + 1);
-                symbols[i].push_str(&right);
-            }
-            for symbol in &symbols {
+            // Lower ranks merge first: negate them into scores.
+            let score = |left: &str, right: &str| {
+                key.clear();
+                key.push_str(left);
+                key.push(' ');
+                key.push_str(right);
+                self.ranks.get(&key).map(|&rank| -f64::from(rank))
+            };
+            let symbols = merge_pieces(&spelled, score);
+            for symbol in symbols {
                 match ids.get(symbol) {
                     Some(&id) => out.push(id),
                     // A complete byte-level vocabulary has every single byte; a symbol can only

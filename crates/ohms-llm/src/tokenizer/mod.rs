@@ -3,6 +3,7 @@
 
 mod bpe;
 mod chat;
+mod merge;
 mod spm;
 
 use alloc::collections::BTreeMap;

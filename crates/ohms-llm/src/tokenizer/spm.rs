@@ -8,6 +8,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 
 use super::TokenType;
+use super::merge::{merge_pieces, offset};
 
 const SPACE: char = '▁';
 
@@ -57,38 +58,13 @@ impl SentencePiece {
         }
         normalized.extend(text.chars().map(|c| if c == ' ' { SPACE } else { c }));
 
-        // Start from single characters; repeatedly merge the adjacent pair that forms the
-        // highest-scoring vocabulary entry (leftmost on ties), as SentencePiece's BPE does.
-        // Pair scores are cached so each merge looks up only the two pairs it changes.
-        let score = |left: &str, right: &str| -> Option<f32> {
-            let id = *ids.get(joined(&normalized, left, right))?;
-            Some(self.scores[id as usize])
+        // SentencePiece merges the pair whose concatenation scores highest in the vocabulary.
+        let score = |left: &str, right: &str| {
+            let merged = &normalized[offset(&normalized, left)..][..left.len() + right.len()];
+            ids.get(merged)
+                .map(|&id| f64::from(self.scores[id as usize]))
         };
-        let mut pieces: Vec<&str> = split_chars(&normalized);
-        let mut pair_scores: Vec<Option<f32>> =
-            pieces.windows(2).map(|w| score(w[0], w[1])).collect();
-        loop {
-            let mut best: Option<(usize, f32)> = None;
-            for (i, s) in pair_scores.iter().enumerate() {
-                if let Some(s) = *s
-                    && best.is_none_or(|(_, b)| s > b)
-                {
-                    best = Some((i, s));
-                }
-            }
-            let Some((i, _)) = best else { break };
-            pieces[i] = joined(&normalized, pieces[i], pieces[i + 1]);
-            pieces.remove(i + 1);
-            pair_scores.remove(i);
-            if i + 1 < pieces.len() {
-                pair_scores[i] = score(pieces[i], pieces[i + 1]);
-            }
-            if i > 0 {
-                pair_scores[i - 1] = score(pieces[i - 1], pieces[i]);
-            }
-        }
-
-        for piece in pieces {
+        for piece in merge_pieces(&normalized, score) {
             match ids.get(piece) {
                 Some(&id) => out.push(id),
                 None => {
@@ -118,16 +94,4 @@ fn parse_byte_token(token: &str) -> Option<u8> {
         return None;
     }
     u8::from_str_radix(hex, 16).ok()
-}
-
-fn split_chars(s: &str) -> Vec<&str> {
-    s.char_indices()
-        .map(|(i, c)| &s[i..i + c.len_utf8()])
-        .collect()
-}
-
-/// Two adjacent sub-slices of `whole` as one slice.
-fn joined<'a>(whole: &'a str, left: &'a str, right: &'a str) -> &'a str {
-    let start = left.as_ptr() as usize - whole.as_ptr() as usize;
-    &whole[start..start + left.len() + right.len()]
 }
