@@ -91,7 +91,7 @@ impl Network {
                 if cycles < fee {
                     return Err(reject(
                         RejectCode::CanisterError,
-                        error_codes::INSUFFICIENT_CYCLES,
+                        error_codes::INSUFFICIENT_CYCLES_FOR_CREATE_CANISTER,
                         format!(
                             "create_canister needs at least {fee} cycles attached for the creation fee, got {cycles}"
                         ),

@@ -78,20 +78,22 @@ impl std::error::Error for RejectResponse {}
 
 /// Replica error codes the runtime reports (a subset of the replica's `ErrorCode`).
 pub mod error_codes {
+    pub const INSUFFICIENT_CYCLES: &str = "IC0207";
     pub const CANISTER_NOT_FOUND: &str = "IC0301";
+    pub const INSUFFICIENT_CYCLES_FOR_CREATE_CANISTER: &str = "IC0403";
+    pub const CANISTER_REJECTED_MESSAGE: &str = "IC0406";
+    pub const INVALID_MANAGEMENT_PAYLOAD: &str = "IC0408";
+    pub const CANISTER_TRAPPED: &str = "IC0502";
+    pub const CANISTER_CALLED_TRAP: &str = "IC0503";
+    pub const CANISTER_CONTRACT_VIOLATION: &str = "IC0504";
+    pub const CANISTER_INVALID_WASM: &str = "IC0505";
+    pub const CANISTER_DID_NOT_REPLY: &str = "IC0506";
+    pub const CANISTER_OUT_OF_MEMORY: &str = "IC0507";
     pub const CANISTER_STOPPED: &str = "IC0508";
     pub const CANISTER_STOPPING: &str = "IC0509";
+    pub const CANISTER_INVALID_CONTROLLER: &str = "IC0512";
+    pub const CANISTER_INSTRUCTION_LIMIT_EXCEEDED: &str = "IC0522";
     pub const CANISTER_METHOD_NOT_FOUND: &str = "IC0536";
     pub const CANISTER_WASM_MODULE_NOT_FOUND: &str = "IC0537";
-    pub const CANISTER_TRAPPED: &str = "IC0503";
-    pub const CANISTER_DID_NOT_REPLY: &str = "IC0506";
-    pub const CANISTER_REJECTED_MESSAGE: &str = "IC0406";
-    pub const CANISTER_INSTRUCTION_LIMIT_EXCEEDED: &str = "IC0522";
-    pub const CANISTER_INVALID_CONTROLLER: &str = "IC0512";
-    pub const CANISTER_CONTRACT_VIOLATION: &str = "IC0504";
-    pub const INSUFFICIENT_CYCLES: &str = "IC0207";
-    pub const INVALID_MANAGEMENT_PAYLOAD: &str = "IC0505";
-    pub const CANISTER_INVALID_WASM: &str = "IC0505";
-    pub const CANISTER_OUT_OF_MEMORY: &str = "IC0524";
-    pub const DEADLINE_EXPIRED: &str = "IC0507";
+    pub const DEADLINE_EXPIRED: &str = "IC0601";
 }

@@ -584,6 +584,9 @@ impl Network {
                         error_codes::CANISTER_CONTRACT_VIOLATION
                     }
                     ExecutionError::WasmMemoryLimit { .. } => error_codes::CANISTER_OUT_OF_MEMORY,
+                    ExecutionError::Trap(TrapCause::Explicit(_)) => {
+                        error_codes::CANISTER_CALLED_TRAP
+                    }
                     _ => error_codes::CANISTER_TRAPPED,
                 };
                 if !context.responded && context.outstanding_callbacks == 0 {

@@ -31,10 +31,17 @@ fn counter(ic: &mut LocalIc, canister: Principal) -> i32 {
 fn trap_rolls_back_mutable_globals() {
     let mut ic = LocalIc::new();
     let canister = ic.create_canister();
-    ic.install_canister(canister, wat::parse_str(GLOBAL_COUNTER).unwrap(), vec![], None)
-        .unwrap();
+    ic.install_canister(
+        canister,
+        wat::parse_str(GLOBAL_COUNTER).unwrap(),
+        vec![],
+        None,
+    )
+    .unwrap();
     ic.update_call(canister, ALICE, "inc", vec![]).unwrap();
-    let err = ic.update_call(canister, ALICE, "inc_then_trap", vec![]).unwrap_err();
+    let err = ic
+        .update_call(canister, ALICE, "inc_then_trap", vec![])
+        .unwrap_err();
     assert_eq!(err.reject_code, RejectCode::CanisterError);
     assert!(err.reject_message.contains("unreachable"), "{err}");
     assert_eq!(counter(&mut ic, canister), 1);
@@ -47,9 +54,16 @@ fn missing_import_fails_install_naming_it() {
     let mut ic = LocalIc::new();
     let canister = ic.create_canister();
     let wasm = wat::parse_str(r#"(module (import "ic0" "mint_cycles" (func)))"#).unwrap();
-    let err = ic.install_canister(canister, wasm, vec![], None).unwrap_err();
+    let err = ic
+        .install_canister(canister, wasm, vec![], None)
+        .unwrap_err();
     assert!(err.reject_message.contains("`ic0.mint_cycles`"), "{err}");
-    assert!(ic.canister_status(canister, None).unwrap().module_hash.is_none());
+    assert!(
+        ic.canister_status(canister, None)
+            .unwrap()
+            .module_hash
+            .is_none()
+    );
 }
 
 #[test]
@@ -58,8 +72,18 @@ fn method_that_does_not_reply_is_rejected() {
     let canister = ic.create_canister();
     let wasm = wat::parse_str(r#"(module (func (export "canister_update silent")))"#).unwrap();
     ic.install_canister(canister, wasm, vec![], None).unwrap();
-    let err = ic.update_call(canister, ALICE, "silent", vec![]).unwrap_err();
-    assert_eq!(err.error_code.as_deref(), Some(local_ic::error_codes::CANISTER_DID_NOT_REPLY));
-    let err = ic.update_call(canister, ALICE, "absent", vec![]).unwrap_err();
-    assert_eq!(err.error_code.as_deref(), Some(local_ic::error_codes::CANISTER_METHOD_NOT_FOUND));
+    let err = ic
+        .update_call(canister, ALICE, "silent", vec![])
+        .unwrap_err();
+    assert_eq!(
+        err.error_code.as_deref(),
+        Some(local_ic::error_codes::CANISTER_DID_NOT_REPLY)
+    );
+    let err = ic
+        .update_call(canister, ALICE, "absent", vec![])
+        .unwrap_err();
+    assert_eq!(
+        err.error_code.as_deref(),
+        Some(local_ic::error_codes::CANISTER_METHOD_NOT_FOUND)
+    );
 }
