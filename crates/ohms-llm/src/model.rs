@@ -1,11 +1,10 @@
 //! The Llama forward pass: RMSNorm, RoPE, grouped-query attention with a KV cache, SwiGLU.
 
+use alloc::format;
+use alloc::string::String;
 use alloc::vec;
 use alloc::vec::Vec;
 use core::fmt;
-
-use alloc::format;
-use alloc::string::String;
 
 use crate::config::{Config, ConfigError};
 use crate::linear::{DenseMatrix, Linear};
@@ -270,27 +269,29 @@ fn check_shapes<W: Linear>(c: &Config, w: &Weights<W>) -> Result<(), LoadError> 
             reason,
         })
     })?;
-    let mismatch = |name: String, expected: [usize; 2], found: [usize; 2]| {
+    let mismatch = |name: String, expected: &[usize], found: &[usize]| {
         (expected != found).then(|| LoadError::ShapeMismatch {
             tensor: name,
             expected: expected.to_vec(),
             found: found.to_vec(),
         })
     };
-    let matrix =
-        |name: String, m: &W, expected: [usize; 2]| mismatch(name, expected, [m.rows(), m.cols()]);
-    let vector = |name: String, v: &[f32]| mismatch(name, [c.dim, 1], [v.len(), 1]);
+    let matrix = |name: String, m: &W, expected: [usize; 2]| {
+        mismatch(name, &expected, &[m.rows(), m.cols()])
+    };
+    let vector = |name: String, v: &[f32]| mismatch(name, &[c.dim], &[v.len()]);
     let (dim, kv, hidden) = (c.dim, c.kv_dim(), c.hidden_dim);
     let e = &w.token_embedding;
     let mut problems = vec![
         mismatch(
             "token_embd.weight".into(),
-            [c.vocab_size, dim],
-            [Linear::rows(e), Linear::cols(e)],
+            &[c.vocab_size, dim],
+            &[Linear::rows(e), Linear::cols(e)],
         ),
         matrix("output.weight".into(), &w.output, [c.vocab_size, dim]),
         vector("output_norm.weight".into(), &w.output_norm),
-        mismatch("blocks".into(), [c.n_layers, 1], [w.layers.len(), 1]),
+        // The number of blocks, reported as the length of the `blk.*` list.
+        mismatch("blk.*".into(), &[c.n_layers], &[w.layers.len()]),
     ];
     for (i, l) in w.layers.iter().enumerate() {
         let name = |part: &str| format!("blk.{i}.{part}.weight");
