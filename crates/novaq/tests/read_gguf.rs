@@ -364,6 +364,22 @@ fn truncation_at_every_position_is_an_error() {
     }
 }
 
+#[test]
+fn any_corrupted_byte_is_an_error_or_a_valid_read_never_a_panic() {
+    let bytes = small_file();
+    for at in 0..bytes.len() {
+        for flip in [0x01, 0x80, 0xff] {
+            let mut bad = bytes.clone();
+            bad[at] ^= flip;
+            // Data bytes may change values without making the file invalid; header bytes must
+            // give an error. Either way decoding every tensor must not panic.
+            if let Ok(file) = GgufFile::from_bytes("flipped.gguf", bad) {
+                let _ = file.read_tensors();
+            }
+        }
+    }
+}
+
 /// Offset of the first tensor info (after the two metadata entries of `small_file`).
 fn first_info_offset(bytes: &[u8]) -> usize {
     let needle = b"\x01\x00\x00\x00\x00\x00\x00\x00a";

@@ -73,6 +73,20 @@ fn truncation_at_every_position_is_an_error() {
 }
 
 #[test]
+fn any_corrupted_byte_is_an_error_or_a_valid_read_never_a_panic() {
+    let bytes = sample();
+    for at in 0..bytes.len() {
+        for flip in [0x01, 0x20, 0xff] {
+            let mut bad = bytes.clone();
+            bad[at] ^= flip;
+            if let Ok(file) = SafetensorsFile::from_bytes("flipped.safetensors", bad) {
+                let _ = file.read_tensors();
+            }
+        }
+    }
+}
+
+#[test]
 fn malformed_headers_give_typed_errors() {
     let four = [0u8; 4];
     type Expectation = fn(&ReadErrorKind) -> bool;
