@@ -8,14 +8,39 @@ use alloc::vec::Vec;
 
 use super::merge::merge_pieces;
 
+/// How text is split into words before merging, after GGUF's `tokenizer.ggml.pre`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum PreTokenizer {
+    /// GPT-2's pattern.
+    Gpt2,
+    /// Every digit a word of its own, then GPT-2's pattern (SmolLM, StarCoder).
+    Gpt2SingleDigits,
+}
+
+impl PreTokenizer {
+    /// The pre-tokenizer llama.cpp uses for a `tokenizer.ggml.pre` name; `None` for names
+    /// whose patterns this crate does not implement.
+    pub(super) fn from_gguf_name(name: Option<&str>) -> Option<Self> {
+        match name {
+            None | Some("default" | "gpt2" | "mpt" | "olmo" | "jais") => Some(Self::Gpt2),
+            Some(
+                "smollm" | "starcoder" | "refact" | "command-r" | "codeshell" | "exaone"
+                | "minerva",
+            ) => Some(Self::Gpt2SingleDigits),
+            Some(_) => None,
+        }
+    }
+}
+
 pub(super) struct BytePairs {
+    pre_tokenizer: PreTokenizer,
     /// `"left right"` → rank (lower merges first). Byte-level symbols never contain a space, so
     /// one space separates the two halves unambiguously.
     ranks: BTreeMap<String, u32>,
 }
 
 impl BytePairs {
-    pub(super) fn new(merges: &[&str]) -> Result<Self, String> {
+    pub(super) fn new(pre_tokenizer: PreTokenizer, merges: &[&str]) -> Result<Self, String> {
         let mut ranks = BTreeMap::new();
         for (rank, merge) in merges.iter().enumerate() {
             if merge.split(' ').count() != 2 {
@@ -23,7 +48,10 @@ impl BytePairs {
             }
             ranks.entry(String::from(*merge)).or_insert(rank as u32);
         }
-        Ok(Self { ranks })
+        Ok(Self {
+            pre_tokenizer,
+            ranks,
+        })
     }
 
     pub(super) fn encode(
@@ -34,7 +62,7 @@ impl BytePairs {
         out: &mut Vec<u32>,
     ) {
         let mut key = String::new();
-        for word in pre_tokenize(text) {
+        for word in pre_tokenize(self.pre_tokenizer, text) {
             let spelled: String = word.bytes().map(byte_char).collect();
             // Lower ranks merge first: negate them into scores.
             let score = |left: &str, right: &str| {
@@ -88,11 +116,15 @@ fn is_self_spelled(b: u8) -> bool {
     matches!(b, b'!'..=b'~' | 0xa1..=0xac | 0xae..=0xff)
 }
 
-/// Splits text into the words BPE runs on, as SmolLM2's pre-tokenizer does: every digit is a
-/// word of its own, then GPT-2's pattern
-/// `'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+`.
-pub(super) fn pre_tokenize(text: &str) -> Vec<&str> {
+/// Splits text into the words BPE runs on: GPT-2's pattern
+/// `'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+`, after
+/// isolating every digit when the pre-tokenizer says so.
+pub(super) fn pre_tokenize(pre_tokenizer: PreTokenizer, text: &str) -> Vec<&str> {
     let mut words = Vec::new();
+    if pre_tokenizer == PreTokenizer::Gpt2 {
+        gpt2_words(text, &mut words);
+        return words;
+    }
     let mut segment_start = 0;
     for (i, c) in text.char_indices() {
         if c.is_numeric() {
@@ -200,12 +232,17 @@ mod tests {
 
     #[test]
     fn pre_tokenizer_follows_the_gpt2_pattern_with_single_digits() {
+        let split = |text| pre_tokenize(PreTokenizer::Gpt2SingleDigits, text);
         assert_eq!(
-            pre_tokenize("Hello world, it's 2024!\n\n  ok"),
+            split("Hello world, it's 2024!\n\n  ok"),
             [
                 "Hello", " world", ",", " it", "'s", " ", "2", "0", "2", "4", "!", "\n\n ", " ok"
             ]
         );
-        assert_eq!(pre_tokenize("a  b "), ["a", " ", " b", " "]);
+        assert_eq!(split("a  b "), ["a", " ", " b", " "]);
+        assert_eq!(
+            pre_tokenize(PreTokenizer::Gpt2, "in 2024, x1"),
+            ["in", " 2024", ",", " x", "1"]
+        );
     }
 }

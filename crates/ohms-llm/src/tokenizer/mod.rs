@@ -137,7 +137,17 @@ impl Tokenizer {
                 let merges = metadata
                     .get_str_array("tokenizer.ggml.merges")
                     .ok_or(TokenizerError::Missing("tokenizer.ggml.merges"))?;
-                Algorithm::BytePairs(bpe::BytePairs::new(&merges).map_err(TokenizerError::Invalid)?)
+                let pre_name = metadata.get_str("tokenizer.ggml.pre");
+                let pre_tokenizer =
+                    bpe::PreTokenizer::from_gguf_name(pre_name).ok_or_else(|| {
+                        TokenizerError::UnsupportedModel(alloc::format!(
+                            "gpt2 with pre-tokenizer {:?}",
+                            pre_name.unwrap_or_default()
+                        ))
+                    })?;
+                Algorithm::BytePairs(
+                    bpe::BytePairs::new(pre_tokenizer, &merges).map_err(TokenizerError::Invalid)?,
+                )
             }
             other => return Err(TokenizerError::UnsupportedModel(other.into())),
         };
