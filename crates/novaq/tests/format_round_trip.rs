@@ -124,8 +124,16 @@ fn bits_per_weight_counts_every_stored_byte() {
     let weights: usize = model().iter().map(Tensor::numel).sum();
     assert_eq!(report.stored_bytes as usize, total);
     assert!((report.bits_per_weight - total as f64 * 8.0 / weights as f64).abs() < 1e-12);
-    let tensor_bytes: u64 = manifest.tensors.iter().map(|t| t.location.length).sum::<u64>()
-        + manifest.codebooks.iter().map(|c| c.location.length).sum::<u64>();
+    let tensor_bytes: u64 = manifest
+        .tensors
+        .iter()
+        .map(|t| t.location.length)
+        .sum::<u64>()
+        + manifest
+            .codebooks
+            .iter()
+            .map(|c| c.location.length)
+            .sum::<u64>();
     assert_eq!(tensor_bytes, manifest.stored_bytes());
 }
 

@@ -13,7 +13,11 @@ fn random_tensor(name: &str, rows: usize, cols: usize, seed: u64) -> Tensor {
     let data = (0..rows * cols)
         .map(|_| {
             let v = rng.normal();
-            if rng.below(100) == 0 { v * 8.0 } else { v * 0.02 }
+            if rng.below(100) == 0 {
+                v * 8.0
+            } else {
+                v * 0.02
+            }
         })
         .collect();
     Tensor::new(name, vec![rows, cols], data)
@@ -31,7 +35,8 @@ fn check(mode: Mode) {
     options.kmeans_iterations = 3;
     let compressed = compress(&tensors, &options);
     let (manifest, shards) = package(&compressed, ModelInfo::default(), 1000);
-    let mut reader = ModelReader::new(&manifest, shards.iter().map(Vec::as_slice).collect()).unwrap();
+    let mut reader =
+        ModelReader::new(&manifest, shards.iter().map(Vec::as_slice).collect()).unwrap();
     let mut rng = Rng::new(9);
     for (t, c) in tensors.iter().zip(&compressed.tensors) {
         assert!(c.is_quantized(), "{mode}: {} was left in f32", t.name);
@@ -59,7 +64,12 @@ fn check(mode: Mode) {
             );
         }
         // The decoded weights are those the codec measured its error on.
-        let err: f64 = t.data.iter().zip(&w).map(|(a, b)| ((a - b) as f64).powi(2)).sum();
+        let err: f64 = t
+            .data
+            .iter()
+            .zip(&w)
+            .map(|(a, b)| ((a - b) as f64).powi(2))
+            .sum();
         let energy: f64 = t.data.iter().map(|&a| (a as f64).powi(2)).sum();
         assert!((err / energy - c.relative_mse).abs() < 1e-9);
     }

@@ -236,8 +236,8 @@ impl<'a> BeamEncoder<'a> {
         }
         // First book: every entry is a candidate.
         beam.clear();
-        for k in 0..ENTRIES {
-            let cost = self.norms[k] - 2.0 * dots[k];
+        for (k, (&norm, &d)) in self.norms.iter().zip(dots.iter()).take(ENTRIES).enumerate() {
+            let cost = norm - 2.0 * d;
             push_bounded(beam, self.beam, cost, || {
                 let mut codes = [0u8; MAX_BOOKS];
                 codes[0] = k as u8;
@@ -271,11 +271,11 @@ impl<'a> BeamEncoder<'a> {
                 let mut best = (codes[m], f32::INFINITY);
                 for k in 0..ENTRIES {
                     let mut cost = self.norms[base + k] - 2.0 * dots[base + k];
-                    for j in 0..books {
+                    for (j, &other) in codes.iter().enumerate().take(books) {
                         if j < m {
-                            cost += 2.0 * self.cross(j, m)[codes[j] as usize * ENTRIES + k];
+                            cost += 2.0 * self.cross(j, m)[other as usize * ENTRIES + k];
                         } else if j > m {
-                            cost += 2.0 * self.cross(m, j)[k * ENTRIES + codes[j] as usize];
+                            cost += 2.0 * self.cross(m, j)[k * ENTRIES + other as usize];
                         }
                     }
                     if cost < best.1 {

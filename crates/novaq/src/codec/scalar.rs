@@ -43,13 +43,13 @@ pub fn encode(tensor: &Tensor, bits: u32) -> ScalarTensor {
                         values[c] = ((w * inverse).round().clamp(-127.0, 127.0) as i8) as u8;
                     } else {
                         let q = ((w * inverse).round().clamp(-8.0, 7.0) + 8.0) as u8;
-                        values[c / 2] |= if c % 2 == 0 { q } else { q << 4 };
+                        values[c / 2] |= if c.is_multiple_of(2) { q } else { q << 4 };
                     }
                 }
                 if bits == 4 {
                     // Padding decodes to zero: nibble 8 is q = 0.
                     for c in start + group.len()..start + GROUP {
-                        values[c / 2] |= if c % 2 == 0 { 8 } else { 8 << 4 };
+                        values[c / 2] |= if c.is_multiple_of(2) { 8 } else { 8 << 4 };
                     }
                 }
             }

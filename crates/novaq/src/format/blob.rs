@@ -174,7 +174,7 @@ impl ScalarTensor {
         bits: u32,
         group: usize,
     ) -> Result<Self, FormatError> {
-        if !(bits == 4 || bits == 8) || group == 0 || group % 2 != 0 {
+        if !(bits == 4 || bits == 8) || group == 0 || !group.is_multiple_of(2) {
             return Err(FormatError::Invalid(
                 "scalar tensor needs 4 or 8 bits and an even group",
             ));

@@ -43,7 +43,11 @@ impl ScalarMatrix {
             self.values[i] as i8 as f32
         } else {
             let byte = self.values[i / 2];
-            let nibble = if i % 2 == 0 { byte & 15 } else { byte >> 4 };
+            let nibble = if i.is_multiple_of(2) {
+                byte & 15
+            } else {
+                byte >> 4
+            };
             nibble as f32 - 8.0
         }
     }

@@ -26,7 +26,11 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
                 .with_context(|| format!("cannot read {}", path.display()))?;
             let tokenizer = Tokenizer::from_gguf(&source.metadata)
                 .map_err(|e| anyhow!("{}: {e}", args.source.display()))?;
-            let tokens: Vec<u32> = tokenizer.encode(&text).into_iter().take(args.tokens).collect();
+            let tokens: Vec<u32> = tokenizer
+                .encode(&text)
+                .into_iter()
+                .take(args.tokens)
+                .collect();
             if tokens.len() < 2 {
                 bail!("{} yields fewer than 2 tokens", path.display());
             }

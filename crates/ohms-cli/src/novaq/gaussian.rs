@@ -77,7 +77,9 @@ pub fn run(args: &GaussianArgs) -> anyhow::Result<()> {
 
 /// Median wall time of one matrix-vector product.
 fn matvec_seconds(m: &QuantizedMatrix) -> f64 {
-    let x: Vec<f32> = (0..m.cols()).map(|i| ((i * 7919) % 101) as f32 / 101.0 - 0.5).collect();
+    let x: Vec<f32> = (0..m.cols())
+        .map(|i| ((i * 7919) % 101) as f32 / 101.0 - 0.5)
+        .collect();
     let mut out = vec![0f32; m.rows()];
     let mut times: Vec<f64> = (0..9)
         .map(|_| {

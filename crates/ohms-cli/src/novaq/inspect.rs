@@ -3,7 +3,7 @@
 use super::print_json;
 use anyhow::Context;
 use novaq::format::dir::MANIFEST_FILE;
-use novaq::format::{Architecture, Codec, CodebookEntry, Manifest, ShardEntry, TensorEntry};
+use novaq::format::{Architecture, CodebookEntry, Codec, Manifest, ShardEntry, TensorEntry};
 use serde::Serialize;
 use std::path::Path;
 
@@ -72,7 +72,10 @@ pub fn run(dir: &Path, json: bool) -> anyhow::Result<()> {
         return print_json(&inspection);
     }
     let i = &inspection;
-    println!("{} — {} v{}, mode {} (seed {})", i.name, i.format, i.version, i.mode, i.seed);
+    println!(
+        "{} — {} v{}, mode {} (seed {})",
+        i.name, i.format, i.version, i.mode, i.seed
+    );
     println!(
         "{} weights in {} bytes: {:.3} bits/weight all-in",
         i.parameters, i.stored_bytes, i.bits_per_weight
