@@ -216,8 +216,8 @@ fn compress_group(
             let codes = encoder.encode(&prep.target);
             let stored =
                 additive::finalize(&tensors[i], prep, &set, codes, options.outlier_fraction);
-            let decoded = QuantizedMatrix::from(AqMatrix::new(stored.clone(), shared.clone()))
-                .dequantize();
+            let decoded =
+                QuantizedMatrix::from(AqMatrix::new(stored.clone(), shared.clone())).dequantize();
             bar.inc(tensors[i].numel() as u64);
             (stored, decoded)
         })
@@ -226,7 +226,12 @@ fn compress_group(
 }
 
 /// Up to `limit` vectors drawn uniformly (without replacement when the group is larger).
-fn training_sample(prepared: &[additive::Prepared], dim: usize, limit: usize, rng: &mut Rng) -> Vec<f32> {
+fn training_sample(
+    prepared: &[additive::Prepared],
+    dim: usize,
+    limit: usize,
+    rng: &mut Rng,
+) -> Vec<f32> {
     let counts: Vec<usize> = prepared.iter().map(|p| p.target.len() / dim).collect();
     let total: usize = counts.iter().sum();
     let mut picks: Vec<usize> = if total <= limit {
