@@ -46,8 +46,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     )?;
     let elapsed = started.elapsed().as_secs_f64();
     println!("{}", tokenizer.decode(&new));
-    // Every prompt token and every generated token but the last costs one forward pass.
-    let passes = prompt_tokens.len() + new.len();
+    // One forward pass per position now in the KV cache.
+    let passes = model.cached_len();
     eprintln!(
         "{passes} forward passes in {elapsed:.2} s: {:.1} tokens/s",
         passes as f64 / elapsed
