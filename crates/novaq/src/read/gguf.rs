@@ -198,6 +198,9 @@ fn parse_header(file: &str, bytes: &[u8]) -> Result<Header, ReadError> {
             }));
         }
         let dtype = t.dtype.map_err(in_tensor)?;
+        // Every encoding spends at least 4 bits per value, so a tensor with more than 8 values
+        // per byte of file cannot be in it; the bound also keeps the size arithmetic below
+        // from overflowing.
         let numel = t
             .dims
             .iter()
@@ -231,9 +234,21 @@ fn parse_header(file: &str, bytes: &[u8]) -> Result<Header, ReadError> {
                 data_len,
             }));
         };
+        let shape = t
+            .dims
+            .iter()
+            .rev()
+            .map(|&d| usize::try_from(d))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|_| {
+                in_tensor(ReadErrorKind::BadShape {
+                    shape: t.dims.clone(),
+                    reason: "a dimension exceeds this platform's address space".into(),
+                })
+            })?;
         tensors.push(GgufTensorInfo {
             name: t.name,
-            shape: t.dims.iter().rev().map(|&d| d as usize).collect(),
+            shape,
             dtype,
             start: data_start + t.offset,
             end: data_start + end,
