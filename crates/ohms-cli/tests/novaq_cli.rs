@@ -1,0 +1,203 @@
+//! The `ohms novaq` commands as a user runs them: exit codes and messages.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn ohms(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_ohms"))
+        .args(args)
+        .output()
+        .expect("the ohms binary runs")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("ohms-cli-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A safetensors file with one 64 × 64 f32 matrix and one vector.
+fn write_safetensors(path: &Path) {
+    let matrix: Vec<f32> = (0..64 * 64)
+        .map(|i| ((i * 37 % 101) as f32 - 50.0) / 500.0)
+        .collect();
+    let vector: Vec<f32> = (0..64).map(|i| 1.0 + i as f32 / 64.0).collect();
+    let header = format!(
+        r#"{{"blk.0.attn_q.weight":{{"dtype":"F32","shape":[64,64],"data_offsets":[0,{m}]}},"blk.0.attn_norm.weight":{{"dtype":"F32","shape":[64],"data_offsets":[{m},{e}]}}}}"#,
+        m = 64 * 64 * 4,
+        e = 64 * 64 * 4 + 64 * 4
+    );
+    let mut bytes = (header.len() as u64).to_le_bytes().to_vec();
+    bytes.extend_from_slice(header.as_bytes());
+    for v in matrix.iter().chain(&vector) {
+        bytes.extend_from_slice(&v.to_le_bytes());
+    }
+    std::fs::write(path, bytes).unwrap();
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    assert_eq!(ohms(&[]).status.code(), Some(2));
+    assert_eq!(ohms(&["novaq", "compress"]).status.code(), Some(2));
+}
+
+#[test]
+fn bad_inputs_are_clear_errors_not_panics() {
+    let dir = scratch("bad");
+    let missing = dir.join("missing.gguf");
+    let o = ohms(&["novaq", "compress", missing.to_str().unwrap(), "-o", "x"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("cannot open"), "{}", stderr(&o));
+
+    let junk = dir.join("junk.bin");
+    std::fs::write(&junk, b"definitely not a model").unwrap();
+    let o = ohms(&["novaq", "compress", junk.to_str().unwrap(), "-o", "x"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("neither a GGUF"), "{}", stderr(&o));
+
+    let o = ohms(&[
+        "novaq",
+        "compress",
+        junk.to_str().unwrap(),
+        "-o",
+        "x",
+        "--mode",
+        "9bit",
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("unknown mode"), "{}", stderr(&o));
+
+    let o = ohms(&[
+        "novaq",
+        "compress",
+        junk.to_str().unwrap(),
+        "-o",
+        "x",
+        "--mode",
+        "q8",
+        "--bits",
+        "3",
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("--bits"), "{}", stderr(&o));
+
+    let fake = dir.join("fake.gguf");
+    std::fs::write(&fake, b"GGUF\x03\x00\x00\x00truncated").unwrap();
+    let o = ohms(&["novaq", "compress", fake.to_str().unwrap(), "-o", "x"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(!stderr(&o).contains("panicked"), "{}", stderr(&o));
+
+    let o = ohms(&["novaq", "verify", dir.join("nothing").to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("not a model directory"),
+        "{}",
+        stderr(&o)
+    );
+
+    let o = ohms(&["novaq", "inspect", dir.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("manifest.cbor"), "{}", stderr(&o));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn compress_inspect_verify_and_a_corrupted_shard() {
+    let dir = scratch("flow");
+    let source = dir.join("tiny.safetensors");
+    write_safetensors(&source);
+    let out = dir.join("model");
+    let o = ohms(&[
+        "novaq",
+        "compress",
+        source.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "--mode",
+        "2bit",
+        "--seed",
+        "3",
+        "--shard-size",
+        "2048",
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    for key in [
+        "bits_per_weight",
+        "compression_ratio_vs_f32",
+        "compression_ratio_vs_source",
+        "relative_mse_mean",
+        "relative_mse_max",
+        "seconds",
+        "weights_per_second",
+    ] {
+        assert!(report[key].is_number(), "report lacks {key}");
+    }
+    assert!(report["tensors"][0]["relative_mse"].is_number());
+    assert!(report["tensors"][0]["cosine"].is_number());
+
+    let o = ohms(&["novaq", "inspect", out.to_str().unwrap(), "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let inspection: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(inspection["mode"], "2bit");
+    assert_eq!(inspection["root_hash"], report["root_hash"]);
+
+    let o = ohms(&["novaq", "verify", out.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).starts_with("ok"));
+
+    let shard = out.join("shard-00001.bin");
+    let mut bytes = std::fs::read(&shard).unwrap();
+    bytes[10] ^= 1;
+    std::fs::write(&shard, bytes).unwrap();
+    let o = ohms(&["novaq", "verify", out.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("shard-00001.bin"), "{}", stderr(&o));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn eval_on_the_stories_fixture() {
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/fixtures/stories260Ktok512.gguf");
+    if !fixture.exists() {
+        eprintln!("skipping: {} not present", fixture.display());
+        return;
+    }
+    let dir = scratch("eval");
+    let out = dir.join("model");
+    let o = ohms(&[
+        "novaq",
+        "compress",
+        fixture.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "--mode",
+        "q8",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = ohms(&[
+        "novaq",
+        "eval",
+        fixture.to_str().unwrap(),
+        out.to_str().unwrap(),
+        "--sequences",
+        "2",
+        "--sequence-length",
+        "24",
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let eval: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let ratio = eval["perplexity_ratio"].as_f64().unwrap();
+    assert!((0.9..1.1).contains(&ratio), "q8 perplexity ratio {ratio}");
+    assert!(eval["top1_agreement"].as_f64().unwrap() > 0.8);
+    assert!(eval["mean_kl_divergence"].as_f64().unwrap() >= 0.0);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
