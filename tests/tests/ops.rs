@@ -1,0 +1,356 @@
+//! The shared operations layer, through the real wasm of every OHMS canister: caller checks,
+//! administrators, pause, audit log, `/metrics`, pagination, install arguments, upgrades and
+//! hostile Candid.
+
+use candid::{CandidType, Principal, Reserved};
+use ohms_integration_tests::{CANISTERS, Suite, controller, encode, user, wasm};
+use ohms_types::{
+    AuditEntry, Error, HttpRequest, HttpResponse, InitArgs, InstallArgs, OpsStatus, Page, Paged,
+    Siblings, UpgradeArgs,
+};
+
+type Unit = Result<(), Error>;
+
+/// Everything a caller could have changed, read as the controller.
+#[derive(Debug, PartialEq)]
+struct Snapshot {
+    status: OpsStatus,
+    admins: Paged<Principal>,
+    audit: Paged<AuditEntry>,
+}
+
+fn snapshot(suite: &mut Suite, canister: Principal) -> Snapshot {
+    let admins: Result<Paged<Principal>, Error> =
+        suite.query(canister, controller(), "list_admins", (Page::default(),));
+    let audit: Result<Paged<AuditEntry>, Error> =
+        suite.query(canister, controller(), "audit_log", (Page::default(),));
+    Snapshot {
+        status: suite.query(canister, controller(), "ops_status", ()),
+        admins: admins.unwrap(),
+        audit: audit.unwrap(),
+    }
+}
+
+fn get(suite: &mut Suite, canister: Principal, url: &str) -> HttpResponse {
+    let request = HttpRequest {
+        method: "GET".into(),
+        url: url.into(),
+        headers: vec![],
+        body: vec![],
+    };
+    suite.query(canister, Principal::anonymous(), "http_request", (request,))
+}
+
+#[test]
+fn anonymous_callers_are_refused_and_change_nothing() {
+    let mut suite = Suite::deploy();
+    let anonymous = Principal::anonymous();
+    for (name, canister) in suite.canisters() {
+        let before = snapshot(&mut suite, canister);
+        let add: Unit = suite.update(canister, anonymous, "add_admin", (user("mallory"),));
+        let remove: Unit = suite.update(canister, anonymous, "remove_admin", (controller(),));
+        let pause: Unit = suite.update(canister, anonymous, "pause", ("mine now",));
+        let unpause: Unit = suite.update(canister, anonymous, "unpause", ());
+        let admins: Result<Paged<Principal>, Error> =
+            suite.query(canister, anonymous, "list_admins", (Page::default(),));
+        let audit: Result<Paged<AuditEntry>, Error> =
+            suite.query(canister, anonymous, "audit_log", (Page::default(),));
+        for (method, result) in [
+            ("add_admin", add),
+            ("remove_admin", remove),
+            ("pause", pause),
+            ("unpause", unpause),
+        ] {
+            assert_eq!(result, Err(Error::Anonymous), "{name}.{method}");
+        }
+        assert_eq!(admins, Err(Error::Anonymous), "{name}.list_admins");
+        assert_eq!(audit, Err(Error::Anonymous), "{name}.audit_log");
+        assert_eq!(
+            snapshot(&mut suite, canister),
+            before,
+            "{name}: a refused call changed state"
+        );
+    }
+}
+
+#[test]
+fn admin_methods_refuse_users_directly_and_through_a_canister() {
+    let mut suite = Suite::deploy();
+    let relay = suite.install_fixture("relay");
+    let (alice, bob) = (user("alice"), user("bob"));
+    for (name, canister) in suite.canisters() {
+        let before = snapshot(&mut suite, canister);
+        let direct: Unit = suite.update(canister, alice, "add_admin", (alice,));
+        assert!(
+            matches!(direct, Err(Error::NotAuthorized { .. })),
+            "{name}: {direct:?}"
+        );
+
+        // A canister caller never passes through inspect_message: the method itself must refuse.
+        let relayed: Result<Vec<u8>, String> = suite.update(
+            relay,
+            alice,
+            "relay",
+            (canister, "pause".to_string(), encode(&"relayed")),
+        );
+        let relayed: Unit =
+            candid::decode_one(&relayed.expect("the call reaches the canister")).unwrap();
+        assert!(
+            matches!(relayed, Err(Error::NotAuthorized { .. })),
+            "{name}: {relayed:?}"
+        );
+        assert_eq!(
+            snapshot(&mut suite, canister),
+            before,
+            "{name}: a refused call changed state"
+        );
+
+        // An added administrator acts until removed; controllers stay administrators.
+        let added: Unit = suite.update(canister, controller(), "add_admin", (bob,));
+        assert_eq!(added, Ok(()));
+        assert_eq!(
+            suite.update::<_, Unit>(canister, bob, "pause", ("maintenance",)),
+            Ok(())
+        );
+        assert_eq!(
+            suite.update::<_, Unit>(canister, bob, "unpause", ()),
+            Ok(())
+        );
+        assert_eq!(
+            suite.update::<_, Unit>(canister, controller(), "remove_admin", (bob,)),
+            Ok(())
+        );
+        let after_removal: Unit = suite.update(canister, bob, "pause", ("again",));
+        assert!(
+            matches!(after_removal, Err(Error::NotAuthorized { .. })),
+            "{name}: {after_removal:?}"
+        );
+        let status: OpsStatus = suite.query(canister, controller(), "ops_status", ());
+        assert!(!status.paused);
+    }
+}
+
+#[test]
+fn pause_shows_in_status_audit_log_and_metrics() {
+    let mut suite = Suite::deploy();
+    for (name, canister) in suite.canisters() {
+        assert_eq!(
+            suite.update::<_, Unit>(canister, controller(), "pause", ("ledger incident",)),
+            Ok(())
+        );
+        let status: OpsStatus = suite.query(canister, controller(), "ops_status", ());
+        assert!(status.paused);
+        assert_eq!(status.pause_reason.as_deref(), Some("ledger incident"));
+        let again: Unit = suite.update(canister, controller(), "pause", ("twice",));
+        assert!(
+            matches!(again, Err(Error::InvalidState { .. })),
+            "{name}: {again:?}"
+        );
+
+        let metrics = String::from_utf8(get(&mut suite, canister, "/metrics").body).unwrap();
+        assert!(
+            metrics.lines().any(|l| l.starts_with("paused 1 ")),
+            "{name}:\n{metrics}"
+        );
+
+        let log: Result<Paged<AuditEntry>, Error> =
+            suite.query(canister, controller(), "audit_log", (Page::default(),));
+        let last = log.unwrap().items.pop().unwrap();
+        assert_eq!((last.method.as_str(), last.caller), ("pause", controller()));
+        assert!(last.summary.contains("ledger incident"));
+        assert_eq!(
+            suite.update::<_, Unit>(canister, controller(), "unpause", ()),
+            Ok(())
+        );
+    }
+}
+
+#[test]
+fn metrics_are_served_uncached_and_other_paths_are_not_found() {
+    let mut suite = Suite::deploy();
+    for (name, canister) in suite.canisters() {
+        let response = get(&mut suite, canister, "/metrics");
+        assert_eq!(response.status_code, 200, "{name}");
+        assert!(
+            response
+                .headers
+                .contains(&("Cache-Control".into(), "no-store".into())),
+            "{name}"
+        );
+        let body = String::from_utf8(response.body).unwrap();
+        for metric in [
+            "cycle_balance",
+            "stable_memory_bytes",
+            "heap_memory_bytes",
+            &format!("{name}_canister_version"),
+        ] {
+            let line = body
+                .lines()
+                .find(|l| l.starts_with(&format!("{metric} ")))
+                .unwrap_or_else(|| panic!("{name}: no {metric} in\n{body}"));
+            let value: f64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+            assert!(value > 0.0, "{name}: {line}");
+        }
+        assert_eq!(
+            get(&mut suite, canister, "/admin").status_code,
+            404,
+            "{name}"
+        );
+    }
+}
+
+#[test]
+fn pages_are_capped_whatever_the_caller_asks() {
+    let mut suite = Suite::deploy();
+    let canister = suite.id("economics");
+    for n in 0..120u32 {
+        let added: Unit = suite.update(
+            canister,
+            controller(),
+            "add_admin",
+            (user(&format!("admin-{n}")),),
+        );
+        added.unwrap();
+    }
+    let all = Page {
+        start: 0,
+        limit: u32::MAX,
+    };
+    let reply = suite
+        .env
+        .query_call(canister, controller(), "list_admins", encode(&all))
+        .unwrap();
+    assert!(reply.len() < 2 * 1024 * 1024);
+    let admins: Result<Paged<Principal>, Error> = candid::decode_one(&reply).unwrap();
+    let admins = admins.unwrap();
+    assert_eq!(
+        (admins.items.len() as u32, admins.total, admins.next_start),
+        (Page::MAX_LIMIT, 120, Some(100))
+    );
+    let audit: Result<Paged<AuditEntry>, Error> =
+        suite.query(canister, controller(), "audit_log", (all,));
+    assert_eq!(audit.unwrap().items.len() as u32, Page::MAX_LIMIT);
+}
+
+#[test]
+fn mismatched_install_arguments_are_refused() {
+    let mut suite = Suite::deploy();
+    let fresh = suite
+        .env
+        .create_canister_with_controllers(vec![controller()]);
+    suite
+        .env
+        .add_cycles(fresh, ohms_integration_tests::INITIAL_CYCLES);
+    let upgrade_arg = encode(&InstallArgs::Upgrade(None));
+    let err = suite
+        .env
+        .install_canister(fresh, wasm("model_repo"), upgrade_arg, Some(controller()))
+        .unwrap_err();
+    assert!(
+        err.reject_message.contains("install argument mismatch"),
+        "{err}"
+    );
+
+    for name in CANISTERS {
+        let canister = suite.id(name);
+        let before = snapshot(&mut suite, canister);
+        let err = suite
+            .upgrade(name, Some(InstallArgs::Init(InitArgs::default())))
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("install argument mismatch"),
+            "{name}: {err}"
+        );
+        assert_eq!(
+            snapshot(&mut suite, canister),
+            before,
+            "{name}: a refused upgrade changed state"
+        );
+    }
+}
+
+#[test]
+fn upgrades_keep_admins_audit_log_pause_and_siblings() {
+    let mut suite = Suite::deploy();
+    for name in CANISTERS {
+        let canister = suite.id(name);
+        for admin in ["ann", "ben", "cho"] {
+            suite
+                .update::<_, Unit>(canister, controller(), "add_admin", (user(admin),))
+                .unwrap();
+        }
+        suite
+            .update::<_, Unit>(canister, controller(), "pause", ("upgrade window",))
+            .unwrap();
+        let before = snapshot(&mut suite, canister);
+
+        suite.upgrade(name, None).unwrap();
+        let after = snapshot(&mut suite, canister);
+        assert_eq!(after.admins, before.admins, "{name}");
+        assert_eq!(
+            after.audit.items[..before.audit.items.len()],
+            before.audit.items[..],
+            "{name}: audit history changed"
+        );
+        assert_eq!(after.audit.items.last().unwrap().method, "upgrade");
+        assert!(
+            after.status.paused && after.status.siblings == suite.siblings,
+            "{name}: {:?}",
+            after.status
+        );
+        assert!(after.status.canister_version > before.status.canister_version);
+
+        let moved = Siblings {
+            economics: Some(user("new-economics")),
+            ..suite.siblings.clone()
+        };
+        let arg = InstallArgs::Upgrade(Some(UpgradeArgs {
+            siblings: Some(moved.clone()),
+        }));
+        suite.upgrade(name, Some(arg)).unwrap();
+        let again = snapshot(&mut suite, canister);
+        assert_eq!(again.status.siblings, moved, "{name}");
+        assert_eq!(again.admins, before.admins, "{name}");
+        assert!(again.status.paused, "{name}");
+        assert_eq!(
+            again.audit.total,
+            before.audit.total + 3,
+            "{name}: upgrade, siblings, upgrade"
+        );
+    }
+}
+
+#[test]
+fn hostile_candid_is_rejected_cheaply() {
+    /// `Page` with a huge field the canister does not know: tiny on the wire, costly to skip.
+    #[derive(CandidType)]
+    struct PaddedPage {
+        start: u64,
+        limit: u32,
+        padding: Vec<Reserved>,
+    }
+    let mut suite = Suite::deploy();
+    for (name, canister) in suite.canisters() {
+        let hostile = encode(&PaddedPage {
+            start: 0,
+            limit: 10,
+            padding: vec![Reserved; 50_000_000],
+        });
+        assert!(hostile.len() < 100);
+        let err = suite
+            .env
+            .query_call(canister, controller(), "list_admins", hostile)
+            .unwrap_err();
+        assert!(err.reject_message.contains("decode"), "{name}: {err}");
+        if let Some(local) = suite.env.as_local() {
+            let used = local
+                .last_call_instructions()
+                .expect("the runtime counts instructions");
+            eprintln!("{name}: hostile rejected in {used} instructions");
+            assert!(
+                used < 5_000_000,
+                "{name}: rejecting hostile Candid took {used} instructions"
+            );
+        }
+    }
+}
