@@ -24,6 +24,7 @@ use crate::tensor::{SourceDType, Tensor};
 use aq::{BeamEncoder, Codebooks, TrainConfig};
 use indicatif::{ProgressBar, ProgressStyle};
 use rng::Rng;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 /// Tensors below this many weights (and all vectors) stay f32: quantizing them saves nothing.
@@ -103,12 +104,24 @@ pub struct Compressed {
 pub fn is_quantizable(tensor: &Tensor, mode: Mode) -> bool {
     let min_cols = match mode {
         Mode::Additive { dim, .. } => dim,
-        Mode::Scalar { .. } => scalar::GROUP,
+        Mode::Scalar { bits } => scalar::group_size(bits),
     };
     tensor.shape.len() >= 2 && tensor.numel() >= MIN_QUANTIZED_WEIGHTS && tensor.cols() >= min_cols
 }
 
+/// Mean square of the input each matrix's columns meet, by tensor name, measured by running
+/// the uncompressed model. Weighs the additive fit towards the columns that matter.
+pub type ActivationPower = BTreeMap<String, Vec<f32>>;
+
 pub fn compress(tensors: &[Tensor], options: &Options) -> Compressed {
+    compress_with_activations(tensors, &ActivationPower::new(), options)
+}
+
+pub fn compress_with_activations(
+    tensors: &[Tensor],
+    activations: &ActivationPower,
+    options: &Options,
+) -> Compressed {
     let total: u64 = tensors.iter().map(|t| t.numel() as u64).sum();
     let bar = if options.progress {
         let bar = ProgressBar::new(total);
@@ -151,8 +164,13 @@ pub fn compress(tensors: &[Tensor], options: &Options) -> Compressed {
                     members.len()
                 ));
                 let mut group_rng = rng.fork(g as u64);
+                let group = Group {
+                    members: &members,
+                    books,
+                    dim,
+                };
                 let (set, encoded) =
-                    compress_group(tensors, &members, books, dim, options, &mut group_rng, &bar);
+                    compress_group(tensors, &group, activations, options, &mut group_rng, &bar);
                 let set_index = codebooks.len();
                 codebooks.push(set);
                 for (i, (stored, decoded)) in members.into_iter().zip(encoded) {
@@ -185,18 +203,32 @@ pub fn compress(tensors: &[Tensor], options: &Options) -> Compressed {
 
 /// Fits one codebook set to the members of a group and encodes each member against it.
 /// Returns the set and, per member, the stored tensor with its decoded weights.
-fn compress_group(
-    tensors: &[Tensor],
-    members: &[usize],
+/// Tensors sharing one codebook set of `books` books of `dim`-vectors.
+struct Group<'a> {
+    members: &'a [usize],
     books: usize,
     dim: usize,
+}
+
+fn compress_group(
+    tensors: &[Tensor],
+    group: &Group<'_>,
+    activations: &ActivationPower,
     options: &Options,
     rng: &mut Rng,
     bar: &ProgressBar,
 ) -> (Codebooks, Vec<(AqTensor, Vec<f32>)>) {
+    let Group {
+        members,
+        books,
+        dim,
+    } = *group;
     let prepared: Vec<additive::Prepared> = members
         .iter()
-        .map(|&i| additive::prepare(&tensors[i], dim, options.outlier_fraction))
+        .map(|&i| {
+            let power = activations.get(&tensors[i].name).map(Vec::as_slice);
+            additive::prepare(&tensors[i], dim, options.outlier_fraction, power)
+        })
         .collect();
     let sample = training_sample(&prepared, dim, options.train_vectors, rng);
     let config = TrainConfig {

@@ -30,7 +30,8 @@
 //! Each [`TensorEntry`] has the tensor's name and shape (row-major; a matrix is
 //! `[rows = outputs, cols = inputs]`), the dtype the source file used, and a [`Codec`]:
 //! - [`Codec::F32`] — stored as is (norm weights and other small vectors);
-//! - [`Codec::Aq`] — additive vector quantization: per-row f16 scales, `books` one-byte codes per
+//! - [`Codec::Aq`] — additive vector quantization: per-row f16 scales, optional per-column f16
+//!   scales (when activation statistics weighted the fit), `books` one-byte codes per
 //!   `dim` weights into the codebook set [`Codec::Aq::codebook`] (an index into
 //!   [`Manifest::codebooks`], possibly shared with other tensors), and sparse outliers;
 //! - [`Codec::Scalar`] — group-wise symmetric 8- or 4-bit integers with f16 group scales.

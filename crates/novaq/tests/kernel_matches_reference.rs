@@ -3,7 +3,7 @@
 
 use novaq::Tensor;
 use novaq::codec::rng::Rng;
-use novaq::codec::{Mode, Options, compress};
+use novaq::codec::{ActivationPower, Mode, Options, compress_with_activations};
 use novaq::format::write::{ModelInfo, package};
 use novaq::kernel::ModelReader;
 
@@ -24,16 +24,34 @@ fn random_tensor(name: &str, rows: usize, cols: usize, seed: u64) -> Tensor {
 }
 
 fn check(mode: Mode) {
-    // 37 columns: a ragged last vector (dim 4 and 8) and a ragged last scalar group.
+    // 101 columns: a ragged last vector (dim 4 and 8) and a ragged last scalar group.
     let tensors = [
-        random_tensor("blk.0.attn_q.weight", 48, 37, 1),
-        random_tensor("blk.1.attn_q.weight", 16, 64, 2),
+        random_tensor("blk.0.attn_q.weight", 48, 101, 1),
+        random_tensor("blk.1.attn_q.weight", 16, 128, 2),
     ];
     let mut options = Options::new(mode);
     options.train_vectors = 4096;
     options.rounds = 1;
     options.kmeans_iterations = 3;
-    let compressed = compress(&tensors, &options);
+    // Activation statistics for the first tensor: its columns get scales, the second's not.
+    let mut power = ActivationPower::new();
+    let mut rng = Rng::new(4);
+    power.insert(
+        tensors[0].name.clone(),
+        (0..tensors[0].cols())
+            .map(|c| {
+                if c % 17 == 0 {
+                    50.0
+                } else {
+                    rng.normal().abs() + 0.1
+                }
+            })
+            .collect(),
+    );
+    let compressed = compress_with_activations(&tensors, &power, &options);
+    if let novaq::codec::Encoding::Additive { tensor, .. } = &compressed.tensors[0].encoding {
+        assert_eq!(tensor.column_scales.len(), tensors[0].cols());
+    }
     let (manifest, shards) = package(&compressed, ModelInfo::default(), 1000);
     let mut reader =
         ModelReader::new(&manifest, shards.iter().map(Vec::as_slice).collect()).unwrap();

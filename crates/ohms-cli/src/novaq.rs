@@ -1,5 +1,6 @@
 //! `ohms novaq …`: compress, inspect, verify and evaluate OHMS models.
 
+mod calibrate;
 mod compress;
 mod eval;
 mod gaussian;
@@ -46,6 +47,10 @@ pub struct CompressArgs {
     pub bits: Option<f64>,
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Tokens the source model generates (from BOS, fixed seed) to measure the activations each
+    /// projection sees; the additive modes weigh their fit by them. 0 fits weights alone.
+    #[arg(long, default_value_t = 256)]
+    pub calibration_tokens: usize,
     /// Bytes per shard.
     #[arg(long, default_value_t = novaq::format::write::DEFAULT_SHARD_SIZE)]
     pub shard_size: u64,

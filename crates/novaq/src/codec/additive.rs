@@ -9,25 +9,50 @@ use rayon::prelude::*;
 /// Values examined to estimate a quantile; enough for a stable threshold, cheap on big tensors.
 const QUANTILE_SAMPLE: usize = 1 << 20;
 
-/// A matrix in the units the codebooks see: each row divided by its RMS, the few largest
-/// magnitudes clamped (they become outliers anyway and would otherwise pull codebook entries
-/// away from the bulk), and each row padded with zeros to a whole number of vectors.
+/// Bound on how much one column's weights may be emphasised over the average column.
+const MAX_COLUMN_EMPHASIS: f32 = 8.0;
+
+/// A matrix in the units the codebooks see: columns weighted by the activations they meet
+/// (when known), each row divided by its RMS, the few largest magnitudes clamped (they become
+/// outliers anyway and would otherwise pull codebook entries away from the bulk), and each row
+/// padded with zeros to a whole number of vectors.
 pub struct Prepared {
     pub rows: usize,
     pub cols: usize,
     pub padded_cols: usize,
     pub row_rms: Vec<f32>,
+    /// f16 bits of the decoder's per-column multipliers; empty without activation statistics.
+    pub column_scales: Vec<u16>,
+    /// The multipliers applied to columns before coding (inverses of the decoder's).
+    pub column_emphasis: Vec<f32>,
     pub target: Vec<f32>,
 }
 
-pub fn prepare(tensor: &Tensor, dim: usize, outlier_fraction: f64) -> Prepared {
+/// `activation_power[c]` is the mean square of the input that meets column `c`, when known.
+/// The error of an output is then `Σ_c ΔW_c x_c`, whose expected square weighs column `c` by
+/// that power; scaling column `c` by its square root before an unweighted fit minimises it.
+pub fn prepare(
+    tensor: &Tensor,
+    dim: usize,
+    outlier_fraction: f64,
+    activation_power: Option<&[f32]>,
+) -> Prepared {
     let (rows, cols) = (tensor.rows(), tensor.cols());
     let padded_cols = cols.div_ceil(dim) * dim;
+    let (column_scales, column_emphasis) = match activation_power {
+        Some(power) if power.len() == cols => column_weights(power),
+        _ => (Vec::new(), vec![1.0; cols]),
+    };
     let row_rms: Vec<f32> = (0..rows)
         .into_par_iter()
         .map(|r| {
             let row = tensor.row(r);
-            let ms = row.iter().map(|&w| (w as f64) * (w as f64)).sum::<f64>() / cols as f64;
+            let ms = row
+                .iter()
+                .zip(&column_emphasis)
+                .map(|(&w, &e)| ((w * e) as f64).powi(2))
+                .sum::<f64>()
+                / cols as f64;
             if ms > 0.0 { ms.sqrt() as f32 } else { 1.0 }
         })
         .collect();
@@ -36,7 +61,7 @@ pub fn prepare(tensor: &Tensor, dim: usize, outlier_fraction: f64) -> Prepared {
             .data
             .iter()
             .enumerate()
-            .map(|(i, &w)| (w / row_rms[i / cols]).abs());
+            .map(|(i, &w)| (w * column_emphasis[i % cols] / row_rms[i / cols]).abs());
         quantile(magnitudes, tensor.data.len(), 1.0 - outlier_fraction)
     } else {
         f32::INFINITY
@@ -47,8 +72,8 @@ pub fn prepare(tensor: &Tensor, dim: usize, outlier_fraction: f64) -> Prepared {
         .enumerate()
         .for_each(|(r, out)| {
             let inverse = 1.0 / row_rms[r];
-            for (o, &w) in out.iter_mut().zip(tensor.row(r)) {
-                *o = (w * inverse).clamp(-clamp, clamp);
+            for ((o, &w), &e) in out.iter_mut().zip(tensor.row(r)).zip(&column_emphasis) {
+                *o = (w * e * inverse).clamp(-clamp, clamp);
             }
         });
     Prepared {
@@ -56,8 +81,30 @@ pub fn prepare(tensor: &Tensor, dim: usize, outlier_fraction: f64) -> Prepared {
         cols,
         padded_cols,
         row_rms,
+        column_scales,
+        column_emphasis,
         target,
     }
+}
+
+/// Column emphasis `√(power / mean power)`, bounded, and the decoder's f16 inverse of it (the
+/// emphasis actually used is the exact inverse of the stored value).
+fn column_weights(power: &[f32]) -> (Vec<u16>, Vec<f32>) {
+    let mean = power.iter().map(|&p| p as f64).sum::<f64>() / power.len() as f64;
+    let scales: Vec<u16> = power
+        .iter()
+        .map(|&p| {
+            let emphasis = if mean > 0.0 && p.is_finite() {
+                ((p as f64 / mean).sqrt() as f32)
+                    .clamp(1.0 / MAX_COLUMN_EMPHASIS, MAX_COLUMN_EMPHASIS)
+            } else {
+                1.0
+            };
+            f16_bits(1.0 / emphasis)
+        })
+        .collect();
+    let emphasis = scales.iter().map(|&s| 1.0 / f16_value(s)).collect();
+    (scales, emphasis)
 }
 
 /// The `q`-quantile of `count` values, estimated on an evenly strided sample.
@@ -106,17 +153,23 @@ pub fn finalize(
             let gain = if qq > 0.0 && tq > 0.0 { tq / qq } else { 1.0 };
             let scale = f16_bits(prepared.row_rms[r] * gain as f32);
             let s = f16_value(scale);
+            // Errors in the source's units, with the decoder's column multipliers applied.
             let errors = tensor
                 .row(r)
                 .iter()
                 .zip(&q)
-                .map(|(&w, &v)| w - s * v)
+                .zip(&prepared.column_emphasis)
+                .map(|((&w, &v), &e)| w - s * v / e)
                 .collect();
             (scale, errors)
         })
         .collect();
+    // Outliers are the largest errors as the fit weighed them (emphasised columns count more).
+    let emphasis = &prepared.column_emphasis;
     let threshold = if outlier_fraction > 0.0 && cols <= u16::MAX as usize + 1 {
-        let magnitudes = fitted.iter().flat_map(|(_, e)| e.iter().map(|v| v.abs()));
+        let magnitudes = fitted
+            .iter()
+            .flat_map(|(_, e)| e.iter().zip(emphasis).map(|(v, w)| (v * w).abs()));
         quantile(magnitudes, rows * cols, 1.0 - outlier_fraction)
     } else {
         f32::INFINITY
@@ -127,11 +180,15 @@ pub fn finalize(
             let mut picked: Vec<(usize, f32)> = errors
                 .iter()
                 .enumerate()
-                .filter(|(_, e)| e.abs() > threshold)
+                .filter(|&(c, e)| (e * emphasis[c]).abs() > threshold)
                 .map(|(c, &e)| (c, e))
                 .collect();
             if picked.len() > u8::MAX as usize {
-                picked.sort_by(|a, b| b.1.abs().total_cmp(&a.1.abs()));
+                picked.sort_by(|a, b| {
+                    (b.1 * emphasis[b.0])
+                        .abs()
+                        .total_cmp(&(a.1 * emphasis[a.0]).abs())
+                });
                 picked.truncate(u8::MAX as usize);
                 picked.sort_by_key(|p| p.0);
             }
@@ -155,6 +212,7 @@ pub fn finalize(
         dim,
         books: books.books,
         scales: fitted.iter().map(|(s, _)| *s).collect(),
+        column_scales: prepared.column_scales.clone(),
         codes,
         outliers,
     }

@@ -149,13 +149,17 @@ pub fn least_squares_update(books: &mut Codebooks, data: &[f32], codes: &[u8]) {
 
 /// Beam-search encoder. Distances are expanded as
 /// `‖x − Σ c_m‖² = ‖x‖² − 2 Σ x·c_m + Σ ‖c_m‖² + 2 Σ_{j<m} c_j·c_m`, so after the `x·c`
-/// products of one vector every candidate costs a few table look-ups.
+/// products of one vector every candidate costs a few table look-ups. Tables are laid out so
+/// that scoring all 256 entries of one book is a run of contiguous, vectorizable additions.
 pub struct BeamEncoder<'a> {
     books: &'a Codebooks,
     beam: usize,
+    /// Entries transposed, `[book][coordinate][entry]`, for vectorized dot products.
+    transposed: Vec<f32>,
     /// `‖C_m[k]‖²`, indexed `m * 256 + k`.
     norms: Vec<f32>,
-    /// `C_j[a]·C_m[b]` for `j < m`, indexed `[pair(j, m)][a * 256 + b]`.
+    /// `2 C_j[a]·C_m[b]` for every ordered pair `j ≠ m`, indexed
+    /// `[j * books + m][a * 256 + b]` (empty when `j == m`).
     cross: Vec<Vec<f32>>,
 }
 
@@ -165,41 +169,62 @@ struct Partial {
     codes: [u8; MAX_BOOKS],
 }
 
+/// Per-thread working memory of the encoder.
+struct Scratch {
+    /// `‖C_m[k]‖² − 2 x·C_m[k]`, indexed `m * 256 + k`.
+    base: Vec<f32>,
+    /// Costs of the 256 entries of the book being extended.
+    row: [f32; ENTRIES],
+    beam: Vec<Partial>,
+    next: Vec<Partial>,
+}
+
 impl<'a> BeamEncoder<'a> {
     pub fn new(books: &'a Codebooks, beam: usize) -> Self {
-        assert!(books.books <= MAX_BOOKS, "at most {MAX_BOOKS} codebooks");
-        let norms = (0..books.books * ENTRIES)
+        let (m, dim) = (books.books, books.dim);
+        assert!(m <= MAX_BOOKS, "at most {MAX_BOOKS} codebooks");
+        let mut transposed = vec![0f32; m * dim * ENTRIES];
+        for b in 0..m {
+            for k in 0..ENTRIES {
+                for (t, &v) in books.entry(b, k as u8).iter().enumerate() {
+                    transposed[(b * dim + t) * ENTRIES + k] = v;
+                }
+            }
+        }
+        let norms = (0..m * ENTRIES)
             .map(|i| {
-                let e = &books.entries[i * books.dim..(i + 1) * books.dim];
+                let e = &books.entries[i * dim..(i + 1) * dim];
                 e.iter().map(|x| x * x).sum()
             })
             .collect();
-        let mut cross = Vec::new();
-        for m in 1..books.books {
-            for j in 0..m {
-                let table = (0..ENTRIES * ENTRIES)
+        let cross = (0..m * m)
+            .map(|pair| {
+                let (j, n) = (pair / m, pair % m);
+                if j == n {
+                    return Vec::new();
+                }
+                (0..ENTRIES * ENTRIES)
                     .into_par_iter()
                     .map(|i| {
-                        dot(
-                            books.entry(j, (i / ENTRIES) as u8),
-                            books.entry(m, (i % ENTRIES) as u8),
-                        )
+                        let a = books.entry(j, (i / ENTRIES) as u8);
+                        2.0 * dot(a, books.entry(n, (i % ENTRIES) as u8))
                     })
-                    .collect();
-                cross.push(table);
-            }
-        }
+                    .collect()
+            })
+            .collect();
         Self {
             books,
             beam: beam.max(1),
+            transposed,
             norms,
             cross,
         }
     }
 
-    fn cross(&self, j: usize, m: usize) -> &[f32] {
-        debug_assert!(j < m);
-        &self.cross[m * (m - 1) / 2 + j]
+    /// `2 C_j[a]·C_m[b]` for all 256 `b`.
+    fn cross_row(&self, j: usize, m: usize, a: u8) -> &[f32] {
+        let start = a as usize * ENTRIES;
+        &self.cross[j * self.books.books + m][start..start + ENTRIES]
     }
 
     /// Codes for every vector of `data` (`n × dim`), `books` bytes per vector.
@@ -209,84 +234,99 @@ impl<'a> BeamEncoder<'a> {
         data.par_chunks(CHUNK * dim)
             .zip(codes.par_chunks_mut(CHUNK * m))
             .for_each(|(vecs, out)| {
-                let mut dots = vec![0f32; m * ENTRIES];
-                let mut beam = Vec::with_capacity(self.beam + 1);
-                let mut next = Vec::with_capacity(self.beam + 1);
+                let mut scratch = Scratch {
+                    base: vec![0f32; m * ENTRIES],
+                    row: [0f32; ENTRIES],
+                    beam: Vec::with_capacity(self.beam + 1),
+                    next: Vec::with_capacity(self.beam + 1),
+                };
                 for (v, c) in vecs.chunks_exact(dim).zip(out.chunks_exact_mut(m)) {
-                    self.encode_one(v, &mut dots, &mut beam, &mut next, c);
+                    self.encode_one(v, &mut scratch, c);
                 }
             });
         codes
     }
 
-    fn encode_one(
-        &self,
-        x: &[f32],
-        dots: &mut [f32],
-        beam: &mut Vec<Partial>,
-        next: &mut Vec<Partial>,
-        out: &mut [u8],
-    ) {
-        let books = self.books.books;
-        for (d, entry) in dots
-            .iter_mut()
-            .zip(self.books.entries.chunks_exact(self.books.dim))
-        {
-            *d = dot(x, entry);
+    fn encode_one(&self, x: &[f32], s: &mut Scratch, out: &mut [u8]) {
+        let (books, dim) = (self.books.books, self.books.dim);
+        s.base.copy_from_slice(&self.norms);
+        for b in 0..books {
+            let base = &mut s.base[b * ENTRIES..(b + 1) * ENTRIES];
+            for (t, &xt) in x.iter().enumerate() {
+                let column = &self.transposed[(b * dim + t) * ENTRIES..(b * dim + t + 1) * ENTRIES];
+                for (o, &c) in base.iter_mut().zip(column) {
+                    *o -= 2.0 * xt * c;
+                }
+            }
         }
         // First book: every entry is a candidate.
-        beam.clear();
-        for (k, (&norm, &d)) in self.norms.iter().zip(dots.iter()).take(ENTRIES).enumerate() {
-            let cost = norm - 2.0 * d;
-            push_bounded(beam, self.beam, cost, || {
+        s.beam.clear();
+        for (k, &cost) in s.base[..ENTRIES].iter().enumerate() {
+            push_bounded(&mut s.beam, self.beam, cost, || {
                 let mut codes = [0u8; MAX_BOOKS];
                 codes[0] = k as u8;
                 codes
             });
         }
-        // Later books extend every kept partial sum by every entry.
+        // Later books extend every kept partial sum by every entry; the last keeps the best.
         for m in 1..books {
-            next.clear();
-            let base = m * ENTRIES;
-            for p in beam.iter() {
-                for k in 0..ENTRIES {
-                    let mut cost = p.cost + self.norms[base + k] - 2.0 * dots[base + k];
-                    for j in 0..m {
-                        cost += 2.0 * self.cross(j, m)[p.codes[j] as usize * ENTRIES + k];
+            s.next.clear();
+            for p in &s.beam {
+                s.row
+                    .copy_from_slice(&s.base[m * ENTRIES..(m + 1) * ENTRIES]);
+                for j in 0..m {
+                    for (r, &c) in s.row.iter_mut().zip(self.cross_row(j, m, p.codes[j])) {
+                        *r += c;
                     }
-                    push_bounded(next, self.beam, cost, || {
+                }
+                if m + 1 == books {
+                    let (k, cost) = argmin(&s.row);
+                    push_bounded(&mut s.next, 1, p.cost + cost, || {
                         let mut codes = p.codes;
                         codes[m] = k as u8;
                         codes
                     });
+                } else {
+                    for (k, &cost) in s.row.iter().enumerate() {
+                        push_bounded(&mut s.next, self.beam, p.cost + cost, || {
+                            let mut codes = p.codes;
+                            codes[m] = k as u8;
+                            codes
+                        });
+                    }
                 }
             }
-            core::mem::swap(beam, next);
+            core::mem::swap(&mut s.beam, &mut s.next);
         }
-        let mut codes = beam[0].codes;
+        let mut codes = s.beam[0].codes;
         // One sweep of coordinate descent: re-pick each code given all the others.
         if books > 1 {
             for m in 0..books {
-                let base = m * ENTRIES;
-                let mut best = (codes[m], f32::INFINITY);
-                for k in 0..ENTRIES {
-                    let mut cost = self.norms[base + k] - 2.0 * dots[base + k];
-                    for (j, &other) in codes.iter().enumerate().take(books) {
-                        if j < m {
-                            cost += 2.0 * self.cross(j, m)[other as usize * ENTRIES + k];
-                        } else if j > m {
-                            cost += 2.0 * self.cross(m, j)[k * ENTRIES + other as usize];
+                s.row
+                    .copy_from_slice(&s.base[m * ENTRIES..(m + 1) * ENTRIES]);
+                for (j, &other) in codes.iter().enumerate().take(books) {
+                    if j != m {
+                        for (r, &c) in s.row.iter_mut().zip(self.cross_row(j, m, other)) {
+                            *r += c;
                         }
                     }
-                    if cost < best.1 {
-                        best = (k as u8, cost);
-                    }
                 }
-                codes[m] = best.0;
+                codes[m] = argmin(&s.row).0 as u8;
             }
         }
         out.copy_from_slice(&codes[..books]);
     }
+}
+
+/// Index and value of the smallest entry.
+fn argmin(values: &[f32; ENTRIES]) -> (usize, f32) {
+    let mut best = (0, values[0]);
+    for (k, &v) in values.iter().enumerate().skip(1) {
+        if v < best.1 {
+            best = (k, v);
+        }
+    }
+    best
 }
 
 /// Keeps `list` sorted by cost and at most `cap` long; builds the codes only when kept.

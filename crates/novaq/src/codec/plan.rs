@@ -66,9 +66,9 @@ mod tests {
     fn big_tensors_alone_small_ones_by_kind_tiny_ones_together() {
         let tensors = [
             ("token_embd.weight", 28_000_000),
-            ("blk.0.attn_q.weight", 331_776),
-            ("blk.1.attn_q.weight", 331_776),
-            ("blk.0.ffn_up.weight", 4096),
+            ("blk.0.ffn_up.weight", 884_736),
+            ("blk.1.ffn_up.weight", 884_736),
+            ("blk.0.attn_q.weight", 4096),
             ("blk.0.attn_k.weight", 4096),
         ];
         let mut groups = codebook_groups(&tensors, 2, 8);

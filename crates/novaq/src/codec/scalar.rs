@@ -5,13 +5,17 @@ use crate::format::blob::{ScalarTensor, f16_bits, f16_value};
 use crate::tensor::Tensor;
 use rayon::prelude::*;
 
-/// Weights per scale.
-pub const GROUP: usize = 32;
+/// Weights per scale: q8 spreads one f16 scale over 64 weights (8.25 bits per weight), q4 over
+/// 32 (4.5 bits per weight), where the coarser grid needs the tighter range.
+pub const fn group_size(bits: u32) -> usize {
+    if bits >= 8 { 64 } else { 32 }
+}
 
 pub fn encode(tensor: &Tensor, bits: u32) -> ScalarTensor {
     let (rows, cols) = (tensor.rows(), tensor.cols());
-    let groups = cols.div_ceil(GROUP);
-    let padded = groups * GROUP;
+    let group_len = group_size(bits);
+    let groups = cols.div_ceil(group_len);
+    let padded = groups * group_len;
     let per_row_bytes = padded * bits as usize / 8;
     let mut scales = vec![0u16; rows * groups];
     let mut values = vec![0u8; rows * per_row_bytes];
@@ -22,8 +26,8 @@ pub fn encode(tensor: &Tensor, bits: u32) -> ScalarTensor {
         .for_each(|(r, (scales, values))| {
             let row = tensor.row(r);
             for (g, scale_out) in scales.iter_mut().enumerate() {
-                let start = g * GROUP;
-                let group = &row[start..(start + GROUP).min(cols)];
+                let start = g * group_len;
+                let group = &row[start..(start + group_len).min(cols)];
                 let extreme = group
                     .iter()
                     .copied()
@@ -48,7 +52,7 @@ pub fn encode(tensor: &Tensor, bits: u32) -> ScalarTensor {
                 }
                 if bits == 4 {
                     // Padding decodes to zero: nibble 8 is q = 0.
-                    for c in start + group.len()..start + GROUP {
+                    for c in start + group.len()..start + group_len {
                         values[c / 2] |= if c.is_multiple_of(2) { 8 } else { 8 << 4 };
                     }
                 }
@@ -58,7 +62,7 @@ pub fn encode(tensor: &Tensor, bits: u32) -> ScalarTensor {
         rows,
         cols,
         bits,
-        group: GROUP,
+        group: group_len,
         scales,
         values,
     }

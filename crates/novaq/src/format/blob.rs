@@ -5,11 +5,12 @@
 //!   `(m · 256 + k) · dim`.
 //! - **AQ tensor** (`rows × cols`, vectors of `dim` along each row, the row padded with zeros to
 //!   `cols_padded = ⌈cols / dim⌉ · dim`):
-//!   `scales: rows × f16`, `codes: rows × (cols_padded / dim) × books × u8` (for each row, for each
+//!   `scales: rows × f16`, then (when the tensor has column scales) `column_scales: cols × f16`,
+//!   `codes: rows × (cols_padded / dim) × books × u8` (for each row, for each
 //!   vector, one code per book), `outlier_counts: rows × u8`, then for every outlier in row order
 //!   `column: u16`, then for every outlier `correction: f16`. Weight `(r, c)` decodes to
-//!   `scale_r · Σ_m C_m[code_{r, c/dim, m}][c mod dim]`, plus the correction when `(r, c)` is an
-//!   outlier.
+//!   `scale_r · column_scale_c · Σ_m C_m[code_{r, c/dim, m}][c mod dim]` (column scale 1 when
+//!   absent), plus the correction when `(r, c)` is an outlier.
 //! - **scalar tensor** (`rows × cols`, groups of `group` weights along each row, the row padded
 //!   to `cols_padded = ⌈cols / group⌉ · group`): `scales: rows × groups × f16`, then values:
 //!   8 bits → one `i8` per weight (`w = scale · q`); 4 bits → two weights per byte, low nibble
@@ -42,6 +43,9 @@ pub struct AqTensor {
     pub books: usize,
     /// f16 bits, one per row.
     pub scales: Vec<u16>,
+    /// f16 bits, one per column, or empty. Columns carrying large activations are scaled up
+    /// before coding so their weights are coded more finely; this undoes it.
+    pub column_scales: Vec<u16>,
     pub codes: Vec<u8>,
     pub outliers: Outliers,
 }
@@ -75,6 +79,7 @@ impl AqTensor {
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(self.byte_len());
         put_u16s(&mut out, &self.scales);
+        put_u16s(&mut out, &self.column_scales);
         out.extend_from_slice(&self.codes);
         out.extend_from_slice(&self.outliers.counts);
         put_u16s(&mut out, &self.outliers.columns);
@@ -83,24 +88,29 @@ impl AqTensor {
     }
 
     pub fn byte_len(&self) -> usize {
-        2 * self.rows + self.codes.len() + self.rows + 4 * self.outliers.len()
+        2 * self.rows
+            + 2 * self.column_scales.len()
+            + self.codes.len()
+            + self.rows
+            + 4 * self.outliers.len()
     }
 
     /// Parses and validates a blob for a `rows × cols` matrix coded with `books` books of
-    /// `dim`-vectors carrying `outliers` outliers.
+    /// `dim`-vectors carrying `outliers` outliers, with or without column scales.
     pub fn from_bytes(
         bytes: &[u8],
-        rows: usize,
-        cols: usize,
+        (rows, cols): (usize, usize),
         dim: usize,
         books: usize,
         outliers: usize,
+        has_column_scales: bool,
     ) -> Result<Self, FormatError> {
         if dim == 0 || books == 0 {
             return Err(FormatError::Invalid("AQ tensor with zero dim or books"));
         }
         let code_len = rows * cols.div_ceil(dim) * books;
-        let expected = 2 * rows + code_len + rows + 4 * outliers;
+        let column_count = if has_column_scales { cols } else { 0 };
+        let expected = 2 * rows + 2 * column_count + code_len + rows + 4 * outliers;
         if bytes.len() != expected {
             return Err(FormatError::Length {
                 expected: expected as u64,
@@ -109,6 +119,7 @@ impl AqTensor {
         }
         let mut r = Reader(bytes);
         let scales = r.u16s(rows);
+        let column_scales = r.u16s(column_count);
         let codes = r.take(code_len).to_vec();
         let counts = r.take(rows).to_vec();
         let columns = r.u16s(outliers);
@@ -127,6 +138,7 @@ impl AqTensor {
             dim,
             books,
             scales,
+            column_scales,
             codes,
             outliers: Outliers {
                 counts,

@@ -128,6 +128,8 @@ pub enum Codec {
         dim: u32,
         codebook: u32,
         outliers: u64,
+        /// The blob carries per-column scales.
+        column_scales: bool,
     },
     Scalar {
         bits: u32,

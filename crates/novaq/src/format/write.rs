@@ -46,6 +46,7 @@ pub fn package(
                         dim: tensor.dim as u32,
                         codebook: *codebook as u32,
                         outliers: tensor.outliers.len() as u64,
+                        column_scales: !tensor.column_scales.is_empty(),
                     },
                     tensor.to_bytes(),
                 ),

@@ -16,6 +16,8 @@ pub struct AqMatrix {
     /// `books × 256 × dim`, shared by every matrix coded against the same set.
     codebooks: Arc<Vec<f32>>,
     scales: Vec<f32>,
+    /// Empty, or one multiplier per input column.
+    column_scales: Vec<f32>,
     codes: Vec<u8>,
     /// Row of each outlier.
     outlier_rows: Vec<u32>,
@@ -42,6 +44,7 @@ impl AqMatrix {
             books: tensor.books,
             codebooks,
             scales: tensor.scales.iter().map(|&s| f16_value(s)).collect(),
+            column_scales: tensor.column_scales.iter().map(|&s| f16_value(s)).collect(),
             codes: tensor.codes,
             outlier_rows,
             outlier_cols: tensor.outliers.columns.iter().map(|&c| c as u32).collect(),
@@ -77,6 +80,11 @@ impl AqMatrix {
             let end = (start + dim).min(self.cols);
             piece.fill(0.0);
             piece[..end - start].copy_from_slice(&x[start..end]);
+            if !self.column_scales.is_empty() {
+                for (v, s) in piece.iter_mut().zip(&self.column_scales[start..end]) {
+                    *v *= s;
+                }
+            }
             for (entry, t) in self.codebooks.chunks_exact(dim).zip(tables.iter_mut()) {
                 *t = entry.iter().zip(&piece).map(|(a, b)| a * b).sum();
             }
@@ -118,7 +126,16 @@ impl AqMatrix {
                     }
                 }
             }
-            out.extend(row[..self.cols].iter().map(|w| w * scale));
+            if self.column_scales.is_empty() {
+                out.extend(row[..self.cols].iter().map(|w| w * scale));
+            } else {
+                out.extend(
+                    row[..self.cols]
+                        .iter()
+                        .zip(&self.column_scales)
+                        .map(|(w, c)| w * scale * c),
+                );
+            }
         }
         for ((&r, &c), &v) in self
             .outlier_rows
@@ -132,6 +149,8 @@ impl AqMatrix {
     }
 
     pub fn resident_bytes(&self) -> usize {
-        self.codes.len() + 4 * self.scales.len() + 12 * self.outlier_values.len()
+        self.codes.len()
+            + 4 * (self.scales.len() + self.column_scales.len())
+            + 12 * self.outlier_values.len()
     }
 }

@@ -59,14 +59,15 @@ impl<'a> ModelReader<'a> {
                 dim,
                 codebook,
                 outliers,
+                column_scales,
             } => {
                 let tensor = AqTensor::from_bytes(
                     &bytes,
-                    rows,
-                    cols,
+                    (rows, cols),
                     dim as usize,
                     books as usize,
                     outliers as usize,
+                    column_scales,
                 )?;
                 let books = self.codebook_set(codebook as usize)?;
                 Ok(AqMatrix::new(tensor, books).into())

@@ -1,8 +1,8 @@
 //! `ohms novaq compress`.
 
-use super::{CompressArgs, model_info, print_json, source};
+use super::{CompressArgs, calibrate, model_info, print_json, source};
 use anyhow::{anyhow, bail};
-use novaq::codec::{Mode, Options, compress};
+use novaq::codec::{ActivationPower, Mode, Options, compress_with_activations};
 use novaq::format::dir;
 use novaq::format::write::{ModelInfo, package};
 use novaq::report::CompressionReport;
@@ -21,7 +21,23 @@ pub fn run(args: &CompressArgs) -> anyhow::Result<()> {
     let mut options = Options::new(mode);
     options.seed = args.seed;
     options.progress = true;
-    let compressed = compress(&source.tensors, &options);
+    let activations = match mode {
+        Mode::Additive { .. } if args.calibration_tokens > 0 => {
+            eprintln!(
+                "measuring activations over {} generated tokens",
+                args.calibration_tokens
+            );
+            calibrate::activation_power(
+                &source.metadata,
+                &source.tensors,
+                args.calibration_tokens,
+                args.seed,
+            )?
+            .unwrap_or_default()
+        }
+        _ => ActivationPower::new(),
+    };
+    let compressed = compress_with_activations(&source.tensors, &activations, &options);
     let info = ModelInfo {
         name: source.name.clone(),
         architecture: model_info::architecture(&source.metadata, &source.tensors),

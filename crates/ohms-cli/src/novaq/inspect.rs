@@ -116,6 +116,7 @@ pub fn run(dir: &Path, json: bool) -> anyhow::Result<()> {
                 dim,
                 codebook,
                 outliers,
+                ..
             } => format!("aq {books}x{dim} set {codebook}, {outliers} outliers"),
             Codec::Scalar { bits, group } => format!("q{bits} groups of {group}"),
         };
