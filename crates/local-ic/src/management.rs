@@ -296,8 +296,9 @@ impl Network {
             }
             _ => {}
         }
+        // Installation is all or nothing: on failure the canister returns to this state and
+        // its instance is rebuilt from it on next use.
         let before = canister.clone();
-        let old_live = self.live.remove(&id);
         let result = self.install_code_unchecked(sender, id, mode, wasm, arg);
         match result {
             Ok(()) => {
@@ -307,9 +308,6 @@ impl Network {
             Err(e) => {
                 self.state.canisters.insert(id, before);
                 self.live.remove(&id);
-                if let Some(live) = old_live {
-                    self.live.insert(id, live);
-                }
                 Err(e)
             }
         }
@@ -334,9 +332,9 @@ impl Network {
         let mut instructions = 0;
         if let CanisterInstallMode::Upgrade(flags) = mode {
             let skip = flags.and_then(|f| f.skip_pre_upgrade).unwrap_or(false);
-            // The old instance runs pre_upgrade; it was taken out of the cache by the caller.
-            let exported =
-                self.with_old_instance(id, |l| l.exports_function("canister_pre_upgrade"));
+            let exported = self
+                .live_instance(id)
+                .is_ok_and(|l| l.exports_function("canister_pre_upgrade"));
             if exported && !skip {
                 let spec = MessageSpec::new(
                     EntryPoint::PreUpgrade,
@@ -407,30 +405,6 @@ impl Network {
             .expect("checked by the caller");
         canister.version += 1;
         Ok(())
-    }
-
-    /// Runs `f` on the instance being replaced (re-inserted into the cache for the call).
-    fn with_old_instance<R: Default>(
-        &mut self,
-        id: Principal,
-        f: impl FnOnce(&crate::execution::LiveInstance) -> R,
-    ) -> R {
-        // `run_message` needs the instance in the cache: rebuild it from the committed state.
-        let Some(code) = self.state.canisters.get(&id).and_then(|c| c.code.clone()) else {
-            return R::default();
-        };
-        match self
-            .runtime
-            .instantiate(&code.wasm, self.state.limits.install)
-        {
-            Ok(mut live) => {
-                live.mark_stale();
-                let result = f(&live);
-                self.live.insert(id, live);
-                result
-            }
-            Err(_) => R::default(),
-        }
     }
 
     /// Rejects and forgets the open call contexts of a canister whose code changed: their

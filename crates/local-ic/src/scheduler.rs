@@ -45,6 +45,9 @@ pub(crate) struct MessageSpec<'a> {
     pub instruction_limit: u64,
     /// False for queries: the message's changes are discarded even if it succeeds.
     pub persist: bool,
+    /// False for queries answered by one node (ingress queries, inspect_message): only those
+    /// see a data certificate, and their logs are not kept.
+    pub replicated: bool,
 }
 
 impl<'a> MessageSpec<'a> {
@@ -63,6 +66,7 @@ impl<'a> MessageSpec<'a> {
             call_context_instructions: 0,
             instruction_limit: limit,
             persist: true,
+            replicated: true,
         }
     }
 }
@@ -78,7 +82,7 @@ impl Network {
 
     /// The instance of `canister`, instantiated from its installed code if not cached, and in
     /// line with its committed heap.
-    fn live_instance(
+    pub(crate) fn live_instance(
         &mut self,
         canister: Principal,
     ) -> Result<&mut LiveInstance, InstantiateError> {
@@ -114,8 +118,7 @@ impl Network {
     pub(crate) fn run_message(&mut self, canister: Principal, spec: MessageSpec<'_>) -> RunResult {
         let time = self.state.time_nanos;
         let fees = self.state.fees;
-        let data_certificate =
-            (spec.entry == EntryPoint::Query).then(|| self.data_certificate(canister));
+        let data_certificate = (!spec.replicated).then(|| self.data_certificate(canister));
         let Some(state) = self.state.canisters.get_mut(&canister) else {
             return failed_run(ExecutionError::Instantiation(format!(
                 "canister {canister} does not exist"
@@ -135,6 +138,7 @@ impl Network {
             status_code: state.status.code(),
             deadline: spec.deadline,
             data_certificate,
+            replicated: spec.replicated,
             root_key: certification::root_key().to_vec(),
             subnet_id: crate::ids::local_subnet_id(),
             fees,
@@ -151,6 +155,7 @@ impl Network {
         };
         let wasm_memory_limit = state.wasm_memory_limit();
         let persist = spec.persist;
+        let replicated = spec.replicated;
         let mut run = match self.live_instance(canister) {
             Ok(live) => live.run(spec.target, system, wasm_memory_limit),
             Err(e) => RunResult {
@@ -176,6 +181,8 @@ impl Network {
                 state.certified_data = ByteBuf::from(data);
             }
             state.global_timer = run.state.global_timer;
+            // The canister version counts every change of the canister's state.
+            state.version += 1;
         } else {
             state.stable.rollback();
             if let Some(live) = self.live.get_mut(&canister) {
@@ -183,7 +190,7 @@ impl Network {
             }
         }
         // Logs of replicated executions are kept even when the message trapped.
-        if spec.entry != EntryPoint::Query {
+        if replicated {
             for line in std::mem::take(&mut run.state.logs) {
                 state.append_log(line.timestamp_nanos, line.content);
             }
@@ -752,6 +759,7 @@ impl Network {
         spec.method = method.to_string();
         spec.arg = arg.to_vec();
         spec.persist = false;
+        spec.replicated = false;
         let run = self.run_message(receiver, spec);
         match run.outcome {
             Ok(()) if run.state.message_accepted => Ok(()),
@@ -808,6 +816,7 @@ impl Network {
         spec.method = method.to_string();
         spec.arg = arg;
         spec.persist = false;
+        spec.replicated = false;
         let run = self.run_message(receiver, spec);
         let instructions = run.instructions;
         let result = match run.outcome {

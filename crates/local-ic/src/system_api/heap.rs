@@ -1,0 +1,129 @@
+//! Moving bytes between a canister's linear memory and the host, charging instructions.
+
+use candid::Principal;
+use wasmi::{Caller, Error, Memory};
+
+use super::{SYSTEM_API_BASE_COST, SystemState, TrapCause, trap, violation};
+use crate::wasm_module::MEMORY_EXPORT;
+
+pub(super) type Ctx<'a> = Caller<'a, SystemState>;
+
+/// Instructions used so far by the running message.
+pub fn instructions_used(fuel_left: u64, limit: u64) -> u64 {
+    limit.saturating_sub(fuel_left)
+}
+
+pub(super) fn charge(caller: &mut Ctx<'_>, instructions: u64) -> Result<(), Error> {
+    let fuel = caller.get_fuel()?;
+    let cost = SYSTEM_API_BASE_COST.saturating_add(instructions);
+    if fuel < cost {
+        return Err(trap(TrapCause::InstructionLimit(
+            caller.data().instruction_limit,
+        )));
+    }
+    caller.set_fuel(fuel - cost)
+}
+
+pub(super) fn memory(caller: &Ctx<'_>) -> Result<Memory, Error> {
+    match caller.data().memory {
+        Some(memory) => Ok(memory),
+        None => caller
+            .get_export(MEMORY_EXPORT)
+            .and_then(|e| e.into_memory())
+            .ok_or_else(|| violation("the module has no memory")),
+    }
+}
+
+pub(super) fn range(start: i32, len: i32) -> Option<std::ops::Range<usize>> {
+    let start = start as u32 as usize;
+    let end = start.checked_add(len as u32 as usize)?;
+    Some(start..end)
+}
+
+/// Reads `size` bytes of heap at `src`.
+pub(super) fn read_heap(
+    caller: &mut Ctx<'_>,
+    src: i32,
+    size: i32,
+    function: &'static str,
+) -> Result<Vec<u8>, Error> {
+    charge(caller, size as u32 as u64)?;
+    let memory = memory(caller)?;
+    let heap = memory.data(&*caller);
+    range(src, size)
+        .and_then(|r| heap.get(r))
+        .map(<[u8]>::to_vec)
+        .ok_or_else(|| trap(TrapCause::HeapOutOfBounds(function)))
+}
+
+/// Writes `bytes` into the heap at `dst`.
+pub(super) fn write_heap(
+    caller: &mut Ctx<'_>,
+    dst: i32,
+    bytes: &[u8],
+    function: &'static str,
+) -> Result<(), Error> {
+    charge(caller, bytes.len() as u64)?;
+    let memory = memory(caller)?;
+    let heap = memory.data_mut(&mut *caller);
+    range(dst, bytes.len() as i32)
+        .and_then(|r| heap.get_mut(r))
+        .ok_or_else(|| trap(TrapCause::HeapOutOfBounds(function)))?
+        .copy_from_slice(bytes);
+    Ok(())
+}
+
+/// The `*_copy(dst, offset, size)` pattern: copies `source[offset..offset+size]` to `dst`.
+pub(super) fn copy_slice(
+    caller: &mut Ctx<'_>,
+    source: &[u8],
+    dst: i32,
+    offset: i32,
+    size: i32,
+    function: &'static str,
+) -> Result<(), Error> {
+    let chunk = range(offset, size)
+        .and_then(|r| source.get(r))
+        .ok_or_else(|| {
+            violation(format!(
+                "ic0.{function}: offset + size exceeds the source length"
+            ))
+        })?
+        .to_vec();
+    write_heap(caller, dst, &chunk, function)
+}
+
+pub(super) fn write_u128(
+    caller: &mut Ctx<'_>,
+    dst: i32,
+    value: u128,
+    function: &'static str,
+) -> Result<(), Error> {
+    write_heap(caller, dst, &value.to_le_bytes(), function)
+}
+
+pub(super) fn join_u128(high: i64, low: i64) -> u128 {
+    (u128::from(high as u64) << 64) | u128::from(low as u64)
+}
+
+pub(super) fn principal_from_heap(
+    caller: &mut Ctx<'_>,
+    src: i32,
+    size: i32,
+    function: &'static str,
+) -> Result<Principal, Error> {
+    let bytes = read_heap(caller, src, size, function)?;
+    Principal::try_from_slice(&bytes)
+        .map_err(|e| violation(format!("ic0.{function}: invalid principal: {e}")))
+}
+
+pub(super) fn utf8_from_heap(
+    caller: &mut Ctx<'_>,
+    src: i32,
+    size: i32,
+    function: &'static str,
+) -> Result<String, Error> {
+    let bytes = read_heap(caller, src, size, function)?;
+    String::from_utf8(bytes)
+        .map_err(|_| violation(format!("ic0.{function}: text is not valid UTF-8")))
+}
