@@ -501,10 +501,10 @@ impl Network {
         spec.deadline = deadline;
         spec.call_context_instructions = instructions;
         let run = self.run_message(canister, spec);
-        if run.outcome.is_err() {
-            if let Some(cleanup) = callback.on_cleanup {
-                self.run_cleanup(canister, caller, cleanup, instructions + run.instructions);
-            }
+        // A trapped callback's cleanup runs (and persists) so the canister can release
+        // what the callback would have released.
+        if let (Err(_), Some(cleanup)) = (&run.outcome, callback.on_cleanup) {
+            self.run_cleanup(canister, caller, cleanup, instructions + run.instructions);
         }
         self.finish_message(callback.call_context, run, true);
     }

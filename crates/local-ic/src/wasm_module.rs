@@ -291,7 +291,7 @@ fn add_host_exports(wasm: &[u8], survey: &Survey) -> Result<Vec<u8>, ModuleError
         let is_export = id == EXPORT_SECTION_ID;
         // The export section sits after the global section and before start, element,
         // data-count, code and data; it is inserted there if the module had none.
-        let after_exports = matches!(id, 8 | 9 | 10 | 11 | 12);
+        let after_exports = matches!(id, 8..=12);
         if !exports_written && (is_export || after_exports) {
             module.section(&exports);
             exports_written = true;
