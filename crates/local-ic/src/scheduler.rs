@@ -156,6 +156,7 @@ impl Network {
         let wasm_memory_limit = state.wasm_memory_limit();
         let persist = spec.persist;
         let replicated = spec.replicated;
+        let entry = spec.entry;
         let mut run = match self.live_instance(canister) {
             Ok(live) => live.run(spec.target, system, wasm_memory_limit),
             Err(e) => RunResult {
@@ -181,8 +182,14 @@ impl Network {
                 state.certified_data = ByteBuf::from(data);
             }
             state.global_timer = run.state.global_timer;
-            // The canister version counts every change of the canister's state.
-            state.version += 1;
+            // Every replicated execution counts as a change of the canister; code installation
+            // counts once, in `install_code`.
+            if !matches!(
+                entry,
+                EntryPoint::Init | EntryPoint::PreUpgrade | EntryPoint::PostUpgrade
+            ) {
+                state.version += 1;
+            }
         } else {
             state.stable.rollback();
             if let Some(live) = self.live.get_mut(&canister) {

@@ -31,9 +31,14 @@ fn init_arg_and_updates_persist() {
         ic.query::<_, u64>(canister, ALICE, "init_arg", ()).unwrap(),
         10
     );
+    // Installing counts as one change of the canister, each update execution as another.
+    let version =
+        |ic: &mut LocalIc| -> u64 { ic.query(canister, ALICE, "canister_version", ()).unwrap() };
+    assert_eq!(version(&mut ic), 1);
     let after: (u64, u64) = ic.update_tuple(canister, ALICE, "increment", ()).unwrap();
     assert_eq!(after, (11, 1));
     assert_eq!(counters(&mut ic, canister), (11, 1));
+    assert_eq!(version(&mut ic), 2);
     assert_eq!(
         ic.query::<_, Principal>(canister, ALICE, "whoami", ())
             .unwrap(),
