@@ -33,6 +33,8 @@ const MIN_QUANTIZED_WEIGHTS: usize = 256;
 #[derive(Debug, Clone, PartialEq)]
 pub struct Options {
     pub mode: Mode,
+    /// Tensors (by exact name) encoded in another mode than [`Options::mode`].
+    pub overrides: Vec<(String, Mode)>,
     pub seed: u64,
     /// Beam width of the code search.
     pub beam: usize,
@@ -47,18 +49,49 @@ pub struct Options {
     pub progress: bool,
 }
 
+/// The token embedding; with tied embeddings it is also the output projection, whose errors
+/// land directly on the logits.
+pub const EMBEDDING_TENSORS: [&str; 2] = ["token_embd.weight", "output.weight"];
+
 impl Options {
-    /// The defaults the benchmarks measure.
+    /// The defaults the benchmarks measure. At 2 bits the embedding tables get 3: they are the
+    /// most sensitive matrices, and the budget pays for it by keeping half as many outliers.
     pub fn new(mode: Mode) -> Self {
+        let two_bit = mode == Mode::Additive { books: 2, dim: 8 };
+        let overrides = if two_bit {
+            EMBEDDING_TENSORS
+                .iter()
+                .map(|&name| (name.to_owned(), Mode::Additive { books: 3, dim: 8 }))
+                .collect()
+        } else {
+            Vec::new()
+        };
         Self {
             mode,
+            overrides,
             seed: 0,
             beam: 8,
-            outlier_fraction: 0.01,
+            outlier_fraction: if two_bit { 0.005 } else { 0.01 },
             train_vectors: 1 << 17,
             rounds: 3,
             kmeans_iterations: 12,
             progress: false,
+        }
+    }
+}
+
+impl Options {
+    /// The mode that encodes `tensor`: its override, unless that is an additive mode the
+    /// tensor is too small to pay a codebook set for (tiny models), else [`Options::mode`].
+    pub fn mode_for(&self, tensor: &Tensor) -> Mode {
+        match self.overrides.iter().find(|(n, _)| *n == tensor.name) {
+            Some(&(_, Mode::Additive { books, dim }))
+                if !plan::affords_own_codebooks(tensor.numel(), books, dim) =>
+            {
+                self.mode
+            }
+            Some(&(_, mode)) => mode,
+            None => self.mode,
         }
     }
 }
@@ -139,46 +172,59 @@ pub fn compress_with_activations(
     let mut slots: Vec<Option<CompressedTensor>> = vec![None; tensors.len()];
     let mut codebooks = Vec::new();
     let quantized: Vec<usize> = (0..tensors.len())
-        .filter(|&i| is_quantizable(&tensors[i], options.mode))
+        .filter(|&i| is_quantizable(&tensors[i], options.mode_for(&tensors[i])))
         .collect();
-    match options.mode {
-        Mode::Scalar { bits } => {
-            for &i in &quantized {
-                let stored = scalar::encode(&tensors[i], bits);
-                let decoded = QuantizedMatrix::from(ScalarMatrix::new(stored.clone())).dequantize();
-                slots[i] = Some(finished(&tensors[i], Encoding::Scalar(stored), &decoded));
-                bar.inc(tensors[i].numel() as u64);
-            }
+    // Tensors grouped by the mode that encodes them, modes in order of first use.
+    let mut by_mode: Vec<(Mode, Vec<usize>)> = Vec::new();
+    for &i in &quantized {
+        let mode = options.mode_for(&tensors[i]);
+        match by_mode.iter_mut().find(|(m, _)| *m == mode) {
+            Some((_, members)) => members.push(i),
+            None => by_mode.push((mode, vec![i])),
         }
-        Mode::Additive { books, dim } => {
-            let sizes: Vec<(&str, usize)> = quantized
-                .iter()
-                .map(|&i| (tensors[i].name.as_str(), tensors[i].numel()))
-                .collect();
-            let mut rng = Rng::new(options.seed);
-            for (g, group) in plan::codebook_groups(&sizes, books, dim).iter().enumerate() {
-                let members: Vec<usize> = group.iter().map(|&k| quantized[k]).collect();
-                bar.set_message(format!(
-                    "fitting codebooks {} ({} tensors)",
-                    g + 1,
-                    members.len()
-                ));
-                let mut group_rng = rng.fork(g as u64);
-                let group = Group {
-                    members: &members,
-                    books,
-                    dim,
-                };
-                let (set, encoded) =
-                    compress_group(tensors, &group, activations, options, &mut group_rng, &bar);
-                let set_index = codebooks.len();
-                codebooks.push(set);
-                for (i, (stored, decoded)) in members.into_iter().zip(encoded) {
-                    let encoding = Encoding::Additive {
-                        tensor: stored,
-                        codebook: set_index,
+    }
+    let mut rng = Rng::new(options.seed);
+    let mut group_count = 0u64;
+    for (mode, indices) in by_mode {
+        match mode {
+            Mode::Scalar { bits } => {
+                for i in indices {
+                    let stored = scalar::encode(&tensors[i], bits);
+                    let decoded =
+                        QuantizedMatrix::from(ScalarMatrix::new(stored.clone())).dequantize();
+                    slots[i] = Some(finished(&tensors[i], Encoding::Scalar(stored), &decoded));
+                    bar.inc(tensors[i].numel() as u64);
+                }
+            }
+            Mode::Additive { books, dim } => {
+                let sizes: Vec<(&str, usize)> = indices
+                    .iter()
+                    .map(|&i| (tensors[i].name.as_str(), tensors[i].numel()))
+                    .collect();
+                for group in plan::codebook_groups(&sizes, books, dim) {
+                    let members: Vec<usize> = group.iter().map(|&k| indices[k]).collect();
+                    group_count += 1;
+                    bar.set_message(format!(
+                        "fitting codebooks {group_count} ({} tensors)",
+                        members.len()
+                    ));
+                    let mut group_rng = rng.fork(group_count);
+                    let group = Group {
+                        members: &members,
+                        books,
+                        dim,
                     };
-                    slots[i] = Some(finished(&tensors[i], encoding, &decoded));
+                    let (set, encoded) =
+                        compress_group(tensors, &group, activations, options, &mut group_rng, &bar);
+                    let set_index = codebooks.len();
+                    codebooks.push(set);
+                    for (i, (stored, decoded)) in members.into_iter().zip(encoded) {
+                        let encoding = Encoding::Additive {
+                            tensor: stored,
+                            codebook: set_index,
+                        };
+                        slots[i] = Some(finished(&tensors[i], encoding, &decoded));
+                    }
                 }
             }
         }

@@ -45,6 +45,10 @@ pub struct CompressArgs {
     /// Code bits per weight for the additive modes (e.g. 2.5), instead of the mode's preset.
     #[arg(long)]
     pub bits: Option<f64>,
+    /// Mode of the embedding table (token_embd.weight, and output.weight when present);
+    /// default: 3bit in 2bit mode, the main mode otherwise.
+    #[arg(long)]
+    pub embedding_mode: Option<String>,
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// Tokens the source model generates (from BOS, fixed seed) to measure the activations each

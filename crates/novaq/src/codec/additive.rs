@@ -9,8 +9,11 @@ use rayon::prelude::*;
 /// Values examined to estimate a quantile; enough for a stable threshold, cheap on big tensors.
 const QUANTILE_SAMPLE: usize = 1 << 20;
 
-/// Bound on how much one column's weights may be emphasised over the average column.
+/// Bounds on a column's emphasis relative to the median column: active columns may be coded up
+/// to this much finer, quiet ones at most [`MIN_COLUMN_EMPHASIS`] coarser, so the weights of
+/// ordinary columns keep roughly the accuracy an unweighted fit gives them.
 const MAX_COLUMN_EMPHASIS: f32 = 8.0;
+const MIN_COLUMN_EMPHASIS: f32 = 0.5;
 
 /// A matrix in the units the codebooks see: columns weighted by the activations they meet
 /// (when known), each row divided by its RMS, the few largest magnitudes clamped (they become
@@ -87,16 +90,20 @@ pub fn prepare(
     }
 }
 
-/// Column emphasis `√(power / mean power)`, bounded, and the decoder's f16 inverse of it (the
-/// emphasis actually used is the exact inverse of the stored value).
+/// Column emphasis `√(power / median power)`, bounded, and the decoder's f16 inverse of it
+/// (the emphasis actually used is the exact inverse of the stored value). The median, not the
+/// mean, is the reference because a few channels carry most of the activation energy.
 fn column_weights(power: &[f32]) -> (Vec<u16>, Vec<f32>) {
-    let mean = power.iter().map(|&p| p as f64).sum::<f64>() / power.len() as f64;
+    let mut sorted: Vec<f32> = power.iter().copied().filter(|p| p.is_finite()).collect();
+    sorted.sort_by(f32::total_cmp);
+    let median = sorted.get(sorted.len() / 2).copied().unwrap_or(0.0);
     let scales: Vec<u16> = power
         .iter()
         .map(|&p| {
-            let emphasis = if mean > 0.0 && p.is_finite() {
-                ((p as f64 / mean).sqrt() as f32)
-                    .clamp(1.0 / MAX_COLUMN_EMPHASIS, MAX_COLUMN_EMPHASIS)
+            let emphasis = if median > 0.0 && p.is_finite() {
+                (p / median)
+                    .sqrt()
+                    .clamp(MIN_COLUMN_EMPHASIS, MAX_COLUMN_EMPHASIS)
             } else {
                 1.0
             };
@@ -107,9 +114,14 @@ fn column_weights(power: &[f32]) -> (Vec<u16>, Vec<f32>) {
     (scales, emphasis)
 }
 
-/// The `q`-quantile of `count` values, estimated on an evenly strided sample.
+/// The `q`-quantile of `count` values, estimated on a strided sample. The stride is coprime
+/// with 2 and 3 so that it walks through every column of matrices whose widths are products of
+/// them (all transformer widths) instead of sampling a few columns only.
 fn quantile(values: impl Iterator<Item = f32>, count: usize, q: f64) -> f32 {
-    let stride = count.div_ceil(QUANTILE_SAMPLE).max(1);
+    let mut stride = count.div_ceil(QUANTILE_SAMPLE).max(1);
+    while stride > 1 && (stride.is_multiple_of(2) || stride.is_multiple_of(3)) {
+        stride += 1;
+    }
     let mut sample: Vec<f32> = values.step_by(stride).collect();
     if sample.is_empty() {
         return f32::INFINITY;

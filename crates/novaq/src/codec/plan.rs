@@ -11,6 +11,12 @@ use std::collections::BTreeMap;
 /// Largest share of a tensor's (or kind's) code bits a codebook set may take.
 const CODEBOOK_BUDGET: f64 = 0.02;
 
+/// Whether a tensor of `weights` weights is large enough for a codebook set of its own.
+pub fn affords_own_codebooks(weights: usize, books: usize, dim: usize) -> bool {
+    let codebook_bits = (books * ENTRIES * dim * 16) as f64;
+    codebook_bits <= CODEBOOK_BUDGET * weights as f64 * 8.0 * books as f64 / dim as f64
+}
+
 /// Groups of indices into `tensors` (name, weight count); each group gets one codebook set.
 pub fn codebook_groups(tensors: &[(&str, usize)], books: usize, dim: usize) -> Vec<Vec<usize>> {
     let codebook_bits = (books * ENTRIES * dim * 16) as f64;

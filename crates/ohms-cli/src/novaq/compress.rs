@@ -2,7 +2,7 @@
 
 use super::{CompressArgs, calibrate, model_info, print_json, source};
 use anyhow::{anyhow, bail};
-use novaq::codec::{ActivationPower, Mode, Options, compress_with_activations};
+use novaq::codec::{ActivationPower, EMBEDDING_TENSORS, Mode, Options, compress_with_activations};
 use novaq::format::dir;
 use novaq::format::write::{ModelInfo, package};
 use novaq::report::CompressionReport;
@@ -10,6 +10,10 @@ use std::time::Instant;
 
 pub fn run(args: &CompressArgs) -> anyhow::Result<()> {
     let mode = Mode::parse(&args.mode, args.bits).map_err(|e| anyhow!(e))?;
+    let embedding_mode = match &args.embedding_mode {
+        Some(name) => Some(Mode::parse(name, None).map_err(|e| anyhow!("--embedding-mode: {e}"))?),
+        None => None,
+    };
     if args.shard_size == 0 {
         bail!("--shard-size must be at least 1 byte");
     }
@@ -21,6 +25,12 @@ pub fn run(args: &CompressArgs) -> anyhow::Result<()> {
     let mut options = Options::new(mode);
     options.seed = args.seed;
     options.progress = true;
+    if let Some(embedding) = embedding_mode {
+        options.overrides = EMBEDDING_TENSORS
+            .iter()
+            .map(|&t| (t.to_owned(), embedding))
+            .collect();
+    }
     let activations = match mode {
         Mode::Additive { .. } if args.calibration_tokens > 0 => {
             eprintln!(
