@@ -111,6 +111,32 @@ impl TestEnv {
         }
     }
 
+    /// Instructions of the last completed call or query, where the backend measures them
+    /// (the local runtime does; PocketIC does not report them).
+    pub fn last_call_instructions(&self) -> Option<u64> {
+        match &self.backend {
+            Backend::Local(ic) => ic.last_call_instructions(),
+            #[cfg(feature = "pocket-ic")]
+            Backend::Pocket(_) => None,
+        }
+    }
+
+    /// Replaces the controllers of a canister.
+    pub fn set_controllers(
+        &mut self,
+        canister: Principal,
+        sender: Option<Principal>,
+        controllers: Vec<Principal>,
+    ) -> Result<(), RejectResponse> {
+        match &mut self.backend {
+            Backend::Local(ic) => ic.set_controllers(canister, sender, controllers),
+            #[cfg(feature = "pocket-ic")]
+            Backend::Pocket(pic) => pic
+                .set_controllers(canister, sender, controllers)
+                .map_err(pocket::reject),
+        }
+    }
+
     pub fn create_canister(&mut self) -> Principal {
         match &mut self.backend {
             Backend::Local(ic) => ic.create_canister(),

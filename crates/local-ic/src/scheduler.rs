@@ -692,16 +692,23 @@ impl Network {
 
     /// Stopping canisters without open call contexts become stopped; their stop calls reply.
     pub(crate) fn complete_stops(&mut self) {
-        let stopping: Vec<Principal> = self
+        // Canisters that are stopping, or already stopped with a stop call still to answer.
+        let candidates: std::collections::BTreeSet<Principal> = self
             .state
             .canisters
             .values()
             .filter(|c| c.status == RunStatus::Stopping)
             .map(|c| c.id)
+            .chain(self.state.stop_waiters.iter().map(|w| w.canister))
             .collect();
-        for canister in stopping {
-            if self.state.open_call_contexts(&canister) > 0 {
+        for canister in candidates {
+            let Some(status) = self.state.canisters.get(&canister).map(|c| c.status) else {
                 continue;
+            };
+            match status {
+                RunStatus::Running => continue,
+                RunStatus::Stopping if self.state.open_call_contexts(&canister) > 0 => continue,
+                RunStatus::Stopping | RunStatus::Stopped => {}
             }
             if let Some(state) = self.state.canisters.get_mut(&canister) {
                 state.status = RunStatus::Stopped;

@@ -386,6 +386,8 @@ fn stop_start_delete() {
         "running canisters cannot be deleted"
     );
     ic.stop_canister(canister, None).unwrap();
+    ic.stop_canister(canister, None)
+        .expect("stopping a stopped canister succeeds at once");
     ic.delete_canister(canister, None).unwrap();
     assert!(!ic.canister_exists(canister));
 }
@@ -396,7 +398,11 @@ fn saved_state_resumes() {
     let (mut ic, canister) = setup(wasm, 0);
     ic.update_tuple::<_, (u64, u64)>(canister, ALICE, "increment", ())
         .unwrap();
-    let saved = ic.state().clone();
+    // Through bytes, as a save to disk would go.
+    let mut bytes = Vec::new();
+    ciborium::into_writer(ic.state(), &mut bytes).expect("the network state serializes");
+    let saved: local_ic::NetworkState =
+        ciborium::from_reader(bytes.as_slice()).expect("the network state deserializes");
     let mut resumed = LocalIc::from_state(saved);
     assert_eq!(counters(&mut resumed, canister), (1, 1));
     let after: (u64, u64) = resumed
