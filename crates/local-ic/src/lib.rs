@@ -5,6 +5,14 @@
 //!   [`LocalIc::from_state`].
 //! - Each message executes atomically on wasmi with the IC's instruction limits; a trap rolls
 //!   back the heap, mutable globals, stable memory, cycles and outgoing calls of that message.
+//!
+//! Layers, bottom up: `wasm_module` (validation and the export rewrite), `system_api` (the
+//! `ic0` imports over a staged per-message state), `execution` (one entry point on a cached
+//! wasmi instance), `scheduler` (messages, call contexts, callbacks, rounds), `management`
+//! (`aaaaa-aa`), `local_ic` (the test API). An HTTP front end speaking the IC HTTP interface
+//! maps `call` onto `Network::submit_ingress`, `query` onto `Network::query` and `read_state`
+//! onto the ingress statuses kept in [`NetworkState`]; persisting a network is writing that
+//! one structure (e.g. as CBOR) and reading it back with [`LocalIc::from_state`].
 
 mod canister;
 mod certification;

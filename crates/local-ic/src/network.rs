@@ -189,3 +189,24 @@ impl Payload {
         Payload::Reject(RejectResponse::new(code, message).with_error_code(error_code))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_limits_are_the_ics() {
+        let limits = InstructionLimits::default();
+        assert_eq!(limits.update, 40_000_000_000);
+        assert_eq!(limits.query, 5_000_000_000);
+        assert_eq!(limits.install, 300_000_000_000);
+    }
+
+    #[test]
+    fn ids_are_never_reused() {
+        let mut state = NetworkState::new([0; 32]);
+        let a = state.fresh_id();
+        let b = state.fresh_id();
+        assert_ne!(a, b);
+    }
+}
