@@ -106,7 +106,7 @@ impl CanisterState {
         self.settings.controllers.contains(principal)
     }
 
-    /// Appends a log record, dropping the oldest records beyond [`MAX_LOG_BYTES`].
+    /// Appends a log record, dropping the oldest records beyond the log size limit.
     pub fn append_log(&mut self, timestamp_nanos: u64, content: Vec<u8>) {
         self.logs.push(CanisterLogRecord {
             idx: self.next_log_index,

@@ -1,6 +1,6 @@
 //! Executing messages: requests, responses (callbacks), the global timer, ingress and queries.
 //!
-//! A round ([`Network::tick`]) fires due timers and expired best-effort deadlines, then
+//! A round ([`Network::tick`]) fires expired best-effort deadlines, due timers and heartbeats, then
 //! executes the messages that were queued when it began; messages they produce wait for the
 //! next round. So every `await` in a canister is a point where other messages interleave.
 
@@ -223,6 +223,7 @@ impl Network {
     pub fn tick(&mut self) {
         self.expire_deadlines();
         self.fire_timers();
+        self.run_heartbeats();
         let pending = self.state.queue.len();
         for _ in 0..pending {
             let Some(message) = self.state.queue.pop_front() else {
@@ -295,30 +296,46 @@ impl Network {
             if let Some(state) = self.state.canisters.get_mut(&canister) {
                 state.global_timer = 0;
             }
-            let exported = self
-                .live_instance(canister)
-                .map(|l| l.exports_function("canister_global_timer"))
-                .unwrap_or(false);
-            if !exported {
-                continue;
-            }
-            let context = self.open_call_context(
-                canister,
-                Origin::System,
-                canister,
-                "canister_global_timer",
-                0,
-                0,
-            );
-            let spec = MessageSpec::new(
-                EntryPoint::GlobalTimer,
-                Target::Export("canister_global_timer"),
-                canister,
-                self.state.limits.update,
-            );
-            let run = self.run_message(canister, spec);
-            self.finish_message(context, run, true);
+            self.run_system_task(canister, EntryPoint::GlobalTimer, "canister_global_timer");
         }
+    }
+
+    /// Every running canister that exports `canister_heartbeat` gets one per round.
+    fn run_heartbeats(&mut self) {
+        let running: Vec<Principal> = self
+            .state
+            .canisters
+            .values()
+            .filter(|c| c.status == RunStatus::Running && c.code.is_some())
+            .map(|c| c.id)
+            .collect();
+        for canister in running {
+            self.run_system_task(canister, EntryPoint::Heartbeat, "canister_heartbeat");
+        }
+    }
+
+    /// Runs a system task (timer, heartbeat) if the canister exports it; its calls belong to a
+    /// call context nobody waits on.
+    fn run_system_task(&mut self, canister: Principal, entry: EntryPoint, export: &str) {
+        // A cached instance answers without reloading its heap.
+        let exported = match self.live.get(&canister) {
+            Some(live) => live.exports_function(export),
+            None => self
+                .live_instance(canister)
+                .is_ok_and(|l| l.exports_function(export)),
+        };
+        if !exported {
+            return;
+        }
+        let context = self.open_call_context(canister, Origin::System, canister, export, 0, 0);
+        let spec = MessageSpec::new(
+            entry,
+            Target::Export(export),
+            canister,
+            self.state.limits.update,
+        );
+        let run = self.run_message(canister, spec);
+        self.finish_message(context, run, true);
     }
 
     fn open_call_context(

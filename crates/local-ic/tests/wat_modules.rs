@@ -87,3 +87,21 @@ fn method_that_does_not_reply_is_rejected() {
         Some(local_ic::error_codes::CANISTER_METHOD_NOT_FOUND)
     );
 }
+
+#[test]
+fn heartbeat_runs_every_round() {
+    let mut ic = LocalIc::new();
+    let canister = ic.create_canister();
+    let wasm = GLOBAL_COUNTER.replace(
+        r#"(func (export "canister_update inc")"#,
+        r#"(func (export "canister_heartbeat")
+            (global.set $counter (i32.add (global.get $counter) (i32.const 1))))
+          (func (export "canister_update inc")"#,
+    );
+    ic.install_canister(canister, wat::parse_str(wasm).unwrap(), vec![], None)
+        .unwrap();
+    for _ in 0..3 {
+        ic.tick();
+    }
+    assert_eq!(counter(&mut ic, canister), 3);
+}

@@ -108,6 +108,7 @@ pub enum EntryPoint {
     Cleanup,
     InspectMessage,
     GlobalTimer,
+    Heartbeat,
 }
 
 impl EntryPoint {
@@ -124,6 +125,7 @@ impl EntryPoint {
             Self::Cleanup => "cleanup callback",
             Self::InspectMessage => "canister_inspect_message",
             Self::GlobalTimer => "canister_global_timer",
+            Self::Heartbeat => "canister_heartbeat",
         }
     }
 
@@ -136,7 +138,7 @@ impl EntryPoint {
     }
 
     pub(crate) fn may_call(self) -> bool {
-        matches!(self, Self::Update | Self::GlobalTimer) || self.is_callback()
+        matches!(self, Self::Update | Self::GlobalTimer | Self::Heartbeat) || self.is_callback()
     }
 
     pub(crate) fn may_accept_cycles(self) -> bool {
