@@ -435,6 +435,19 @@ impl TestEnv {
         let reply = self.update_call(canister, sender, method, arg)?;
         candid::decode_args(&reply).map_err(|e| CallError::Candid(e.to_string()))
     }
+
+    /// `query_call` decoding several Candid results as a tuple.
+    pub fn query_tuple<A: ArgumentEncoder, R: for<'de> ArgumentDecoder<'de>>(
+        &mut self,
+        canister: Principal,
+        sender: Principal,
+        method: &str,
+        args: A,
+    ) -> Result<R, CallError> {
+        let arg = candid::encode_args(args).map_err(|e| CallError::Candid(e.to_string()))?;
+        let reply = self.query_call(canister, sender, method, arg)?;
+        candid::decode_args(&reply).map_err(|e| CallError::Candid(e.to_string()))
+    }
 }
 
 #[cfg(feature = "pocket-ic")]

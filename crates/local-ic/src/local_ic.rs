@@ -11,7 +11,7 @@ use ic_management_canister_types::{
 use serde::de::DeserializeOwned;
 
 use crate::management::DEFAULT_PROVISIONAL_CYCLES;
-use crate::network::{IngressStatus, InstructionLimits, NetworkState, Origin};
+use crate::network::{IngressStatus, InstructionLimits, NetworkState};
 use crate::reject::{RejectCode, RejectResponse};
 use crate::scheduler::Network;
 
@@ -514,14 +514,5 @@ impl LocalIc {
     /// `raw_rand` as the management canister would answer it now (advances the generator).
     pub fn raw_rand(&mut self) -> [u8; 32] {
         self.network.raw_rand()
-    }
-
-    /// Whether a stop of `canister` requested by a test is still waiting.
-    pub fn stop_pending(&self, canister: Principal) -> bool {
-        self.network
-            .state
-            .stop_waiters
-            .iter()
-            .any(|w| w.canister == canister && matches!(w.origin, Origin::Ingress(_)))
     }
 }
