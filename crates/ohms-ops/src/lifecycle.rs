@@ -13,11 +13,7 @@ pub fn init(env: &impl Env, args: InstallArgs) -> Result<(), String> {
     let init = args.into_init()?;
     access::install_admins(env, &init.admins)?;
     register_siblings(env, "install", init.siblings);
-    audit::record(
-        env,
-        "install",
-        format!("installed at canister version {}", env.canister_version()),
-    );
+    audit::record(env, "install", "installed");
     Ok(())
 }
 
@@ -31,11 +27,7 @@ pub fn post_upgrade(env: &impl Env, args: Option<InstallArgs>) -> Result<(), Str
     if let Some(siblings) = upgrade.siblings {
         register_siblings(env, "upgrade", siblings);
     }
-    audit::record(
-        env,
-        "upgrade",
-        format!("upgraded to canister version {}", env.canister_version()),
-    );
+    audit::record(env, "upgrade", "upgraded");
     Ok(())
 }
 
