@@ -27,7 +27,10 @@ fn snapshot(suite: &mut Suite, canister: Principal) -> Snapshot {
         suite.query(canister, controller(), "audit_log", (Page::default(),));
     let status: OpsStatus = suite.query(canister, controller(), "ops_status", ());
     Snapshot {
-        status: OpsStatus { canister_version: 0, ..status },
+        status: OpsStatus {
+            canister_version: 0,
+            ..status
+        },
         admins: admins.unwrap(),
         audit: audit.unwrap(),
     }

@@ -2,6 +2,7 @@
 //!
 //! Exit codes: 0 success, 1 failure (bad input, failed verification), 2 usage error.
 
+mod local;
 mod novaq;
 
 use clap::{Parser, Subcommand};
@@ -19,12 +20,16 @@ enum Command {
     /// NOVAQ model compression into the OHMS model format.
     #[command(subcommand)]
     Novaq(novaq::Command),
+    /// The OHMS canisters on the project's local IC runtime.
+    #[command(subcommand)]
+    Local(local::Command),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Novaq(command) => novaq::run(command),
+        Command::Local(command) => local::run(command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,117 @@
+//! `ohms local`: the OHMS canisters on the project's local IC runtime.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use candid::{Encode, Principal};
+use clap::Subcommand;
+use local_ic::LocalIc;
+use local_ic::management_types::CanisterSettings;
+use ohms_types::{HttpRequest, HttpResponse, InitArgs, InstallArgs, OpsStatus, Siblings};
+use sha2::{Digest, Sha256};
+
+const CANISTERS: [&str; 5] = [
+    "model_repo",
+    "agent_factory",
+    "agent",
+    "coordinator",
+    "economics",
+];
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Install the five canisters, wired as siblings, on an in-process local IC network, then
+    /// upgrade them and check that every one serves its operations endpoints. Prints ids,
+    /// wasm sizes and hashes, and the instructions the status and metrics queries used.
+    SmokeTest {
+        /// The folder `scripts/build` wrote the canisters to.
+        #[arg(long, default_value = "wasm")]
+        wasm_dir: PathBuf,
+    },
+}
+
+pub fn run(command: Command) -> Result<()> {
+    match command {
+        Command::SmokeTest { wasm_dir } => smoke_test(&wasm_dir),
+    }
+}
+
+fn smoke_test(wasm_dir: &Path) -> Result<()> {
+    let wasms = CANISTERS
+        .iter()
+        .map(|name| {
+            let path = wasm_dir.join(format!("{name}.wasm"));
+            std::fs::read(&path)
+                .with_context(|| format!("reading {} (run scripts/build first)", path.display()))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let controller = Principal::self_authenticating(b"ohms local controller");
+    let mut ic = LocalIc::new();
+    let settings = CanisterSettings {
+        controllers: Some(vec![controller]),
+        ..Default::default()
+    };
+    let ids: Vec<Principal> = CANISTERS
+        .iter()
+        .map(|_| ic.create_canister_with_settings(Some(controller), Some(settings.clone())))
+        .collect();
+    let siblings = Siblings {
+        model_repo: Some(ids[0]),
+        agent_factory: Some(ids[1]),
+        coordinator: Some(ids[3]),
+        economics: Some(ids[4]),
+    };
+    let init = Encode!(&InstallArgs::Init(InitArgs {
+        admins: vec![],
+        siblings: siblings.clone()
+    }))?;
+
+    println!(
+        "{:<14} {:<28} {:>9} {:<16} {:>18} {:>19}",
+        "canister", "id", "bytes", "sha256 (prefix)", "ops_status instr", "/metrics instr"
+    );
+    for ((name, id), wasm) in CANISTERS.iter().zip(&ids).zip(wasms) {
+        let sha = hex::encode(Sha256::digest(&wasm));
+        ic.install_canister(*id, wasm.clone(), init.clone(), Some(controller))
+            .with_context(|| format!("installing {name}"))?;
+        ic.upgrade_canister(*id, wasm.clone(), Encode!()?, Some(controller))
+            .with_context(|| format!("upgrading {name}"))?;
+
+        let status: OpsStatus = ic
+            .query(*id, controller, "ops_status", ())
+            .with_context(|| format!("{name}.ops_status"))?;
+        let status_instructions = ic.last_call_instructions().unwrap_or_default();
+        if status.paused || status.siblings != siblings {
+            bail!("{name} came up in the wrong state: {status:?}");
+        }
+        let request = HttpRequest {
+            method: "GET".into(),
+            url: "/metrics".into(),
+            headers: vec![],
+            body: vec![],
+        };
+        let metrics: HttpResponse =
+            ic.query(*id, Principal::anonymous(), "http_request", (request,))?;
+        let metrics_instructions = ic.last_call_instructions().unwrap_or_default();
+        let version_metric = format!("{name}_canister_version ");
+        if metrics.status_code != 200
+            || !String::from_utf8_lossy(&metrics.body).contains(&version_metric)
+        {
+            bail!(
+                "{name} /metrics answered {} without {version_metric}",
+                metrics.status_code
+            );
+        }
+        println!(
+            "{name:<14} {:<28} {:>9} {:<16} {status_instructions:>18} {metrics_instructions:>19}",
+            id.to_text(),
+            wasm.len(),
+            &sha[..16]
+        );
+    }
+    println!(
+        "all {} canisters installed, upgraded and serving",
+        CANISTERS.len()
+    );
+    Ok(())
+}
