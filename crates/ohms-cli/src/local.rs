@@ -27,16 +27,19 @@ pub enum Command {
         /// The folder `scripts/build` wrote the canisters to.
         #[arg(long, default_value = "wasm")]
         wasm_dir: PathBuf,
+        /// Also print the figures as one JSON object on the last line (for `scripts/bench ops`).
+        #[arg(long)]
+        json: bool,
     },
 }
 
 pub fn run(command: Command) -> Result<()> {
     match command {
-        Command::SmokeTest { wasm_dir } => smoke_test(&wasm_dir),
+        Command::SmokeTest { wasm_dir, json } => smoke_test(&wasm_dir, json),
     }
 }
 
-fn smoke_test(wasm_dir: &Path) -> Result<()> {
+fn smoke_test(wasm_dir: &Path, json: bool) -> Result<()> {
     let wasms = CANISTERS
         .iter()
         .map(|name| {
@@ -70,6 +73,7 @@ fn smoke_test(wasm_dir: &Path) -> Result<()> {
         "{:<14} {:<28} {:>9} {:<16} {:>18} {:>19}",
         "canister", "id", "bytes", "sha256 (prefix)", "ops_status instr", "/metrics instr"
     );
+    let (mut max_status, mut max_metrics, mut max_bytes) = (0u64, 0u64, 0usize);
     for ((name, id), wasm) in CANISTERS.iter().zip(&ids).zip(wasms) {
         let sha = hex::encode(Sha256::digest(&wasm));
         ic.install_canister(*id, wasm.clone(), init.clone(), Some(controller))
@@ -93,6 +97,9 @@ fn smoke_test(wasm_dir: &Path) -> Result<()> {
         let metrics: HttpResponse =
             ic.query(*id, Principal::anonymous(), "http_request", (request,))?;
         let metrics_instructions = ic.last_call_instructions().unwrap_or_default();
+        max_status = max_status.max(status_instructions);
+        max_metrics = max_metrics.max(metrics_instructions);
+        max_bytes = max_bytes.max(wasm.len());
         let version_metric = format!("{name}_canister_version ");
         if metrics.status_code != 200
             || !String::from_utf8_lossy(&metrics.body).contains(&version_metric)
@@ -113,5 +120,13 @@ fn smoke_test(wasm_dir: &Path) -> Result<()> {
         "all {} canisters installed, upgraded and serving",
         CANISTERS.len()
     );
+    if json {
+        let figures = serde_json::json!({
+            "ops.instructions.ops_status": max_status,
+            "ops.instructions.metrics_request": max_metrics,
+            "ops.canister_wasm_bytes": max_bytes,
+        });
+        println!("{figures}");
+    }
     Ok(())
 }
