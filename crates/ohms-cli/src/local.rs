@@ -31,11 +31,45 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Count, inside a canister on the local runtime, the wasm instructions of NOVAQ's
+    /// matrix-vector kernel on every weight matrix of a compressed model, against a plain f32
+    /// matvec of the same matrix dequantized (the `novaq_kernel` benchmark canister).
+    KernelBench {
+        /// A compressed model directory (`ohms novaq compress … -o DIR`).
+        model: PathBuf,
+        /// The folder `scripts/build` wrote the canisters to.
+        #[arg(long, default_value = "wasm")]
+        wasm_dir: PathBuf,
+        /// Print one JSON object of totals as the last line.
+        #[arg(long)]
+        json: bool,
+    },
 }
+
+/// What the `novaq_kernel` canister reports for one matrix.
+#[derive(candid::CandidType, serde::Deserialize)]
+struct Measurement {
+    rows: u64,
+    cols: u64,
+    codec: String,
+    quantized_instructions: u64,
+    dense_instructions: u64,
+    max_relative_difference: f64,
+}
+
+/// Largest payload per upload call, under the 2 MiB message limit with room for the envelope.
+const UPLOAD_CHUNK_BYTES: usize = 1_900_000;
+/// The kernel and the dense product must agree to f32 accumulation-order noise.
+const MAX_RELATIVE_DIFFERENCE: f64 = 1e-3;
 
 pub fn run(command: Command) -> Result<()> {
     match command {
         Command::SmokeTest { wasm_dir, json } => smoke_test(&wasm_dir, json),
+        Command::KernelBench {
+            model,
+            wasm_dir,
+            json,
+        } => kernel_bench(&model, &wasm_dir, json),
     }
 }
 
@@ -125,6 +159,94 @@ fn smoke_test(wasm_dir: &Path, json: bool) -> Result<()> {
             "ops.instructions.ops_status": max_status,
             "ops.instructions.metrics_request": max_metrics,
             "ops.canister_wasm_bytes": max_bytes,
+        });
+        println!("{figures}");
+    }
+    Ok(())
+}
+
+fn kernel_bench(model: &Path, wasm_dir: &Path, json: bool) -> Result<()> {
+    let files = novaq::format::dir::read_verified(model)
+        .with_context(|| format!("reading {}", model.display()))?;
+    let path = wasm_dir.join("fixtures/novaq_kernel.wasm");
+    let wasm = std::fs::read(&path)
+        .with_context(|| format!("reading {} (run scripts/build first)", path.display()))?;
+    let user = Principal::self_authenticating(b"ohms kernel bench");
+    let mut ic = LocalIc::new();
+    let canister = ic.create_canister_with_settings(
+        Some(user),
+        Some(CanisterSettings {
+            controllers: Some(vec![user]),
+            ..Default::default()
+        }),
+    );
+    ic.install_canister(canister, wasm, Encode!()?, Some(user))
+        .context("installing novaq_kernel")?;
+
+    let call = |ic: &mut LocalIc, method: &str, arg: Vec<u8>| -> Result<Vec<u8>> {
+        ic.update_call(canister, user, method, arg)
+            .map_err(|reject| anyhow::anyhow!("{method}: {reject}"))
+    };
+    let unit = |reply: Vec<u8>| -> Result<()> {
+        candid::decode_one::<Result<(), String>>(&reply)?.map_err(anyhow::Error::msg)
+    };
+    unit(call(
+        &mut ic,
+        "put_manifest",
+        Encode!(&files.manifest_bytes)?,
+    )?)?;
+    for (index, shard) in files.shards.iter().enumerate() {
+        for chunk in shard.chunks(UPLOAD_CHUNK_BYTES) {
+            unit(call(
+                &mut ic,
+                "put_shard_chunk",
+                Encode!(&(index as u32), &chunk.to_vec())?,
+            )?)?;
+        }
+    }
+
+    let matrices: Vec<String> = files
+        .manifest
+        .tensors
+        .iter()
+        .filter(|t| t.shape.len() >= 2)
+        .map(|t| t.name.clone())
+        .collect();
+    let (mut quantized_total, mut dense_total) = (0u64, 0u64);
+    println!(
+        "{:<28} {:>13} {:<14} {:>14} {:>14} {:>7}",
+        "tensor", "shape", "codec", "kernel instr", "f32 instr", "ratio"
+    );
+    for name in &matrices {
+        let reply = call(&mut ic, "measure", Encode!(name)?)?;
+        let m = candid::decode_one::<Result<Measurement, String>>(&reply)?
+            .map_err(anyhow::Error::msg)?;
+        if m.max_relative_difference > MAX_RELATIVE_DIFFERENCE {
+            bail!(
+                "{name}: kernel and dense results differ by {} (relative)",
+                m.max_relative_difference
+            );
+        }
+        quantized_total += m.quantized_instructions;
+        dense_total += m.dense_instructions;
+        let ratio = m.quantized_instructions as f64 / m.dense_instructions as f64;
+        let shape = format!("{}x{}", m.rows, m.cols);
+        println!(
+            "{name:<28} {shape:>13} {:<14} {:>14} {:>14} {ratio:>7.3}",
+            m.codec, m.quantized_instructions, m.dense_instructions
+        );
+    }
+    let ratio = quantized_total as f64 / dense_total.max(1) as f64;
+    println!(
+        "{} matrices: kernel {quantized_total} instructions, plain f32 {dense_total}: ratio {ratio:.3}",
+        matrices.len()
+    );
+    if json {
+        let figures = serde_json::json!({
+            "matrices": matrices.len(),
+            "kernel_instructions": quantized_total,
+            "f32_instructions": dense_total,
+            "lookups_vs_f32": ratio,
         });
         println!("{figures}");
     }
