@@ -8,7 +8,8 @@ use candid::utils::{ArgumentDecoder, ArgumentEncoder};
 use candid::{CandidType, Principal};
 use serde::de::DeserializeOwned;
 
-pub use local_ic::{RejectCode, RejectResponse};
+use local_ic::candid_call;
+pub use local_ic::{CallError, RejectCode, RejectResponse};
 
 /// A log record of a canister, whatever the backend.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,15 +25,6 @@ pub enum CallHandle {
     Local(local_ic::MessageId),
     #[cfg(feature = "pocket-ic")]
     Pocket(pocket_ic::common::rest::RawMessageId),
-}
-
-/// Failures of the typed helpers.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum CallError {
-    #[error(transparent)]
-    Rejected(#[from] RejectResponse),
-    #[error("Candid error: {0}")]
-    Candid(String),
 }
 
 /// The backend a [`TestEnv`] runs on.
@@ -405,9 +397,8 @@ impl TestEnv {
         method: &str,
         args: A,
     ) -> Result<R, CallError> {
-        let arg = candid::encode_args(args).map_err(|e| CallError::Candid(e.to_string()))?;
-        let reply = self.update_call(canister, sender, method, arg)?;
-        candid::decode_one(&reply).map_err(|e| CallError::Candid(e.to_string()))
+        let reply = self.update_call(canister, sender, method, candid_call::encode_args(args)?)?;
+        candid_call::decode_one(&reply)
     }
 
     /// `query_call` with Candid arguments and a single Candid result.
@@ -418,9 +409,8 @@ impl TestEnv {
         method: &str,
         args: A,
     ) -> Result<R, CallError> {
-        let arg = candid::encode_args(args).map_err(|e| CallError::Candid(e.to_string()))?;
-        let reply = self.query_call(canister, sender, method, arg)?;
-        candid::decode_one(&reply).map_err(|e| CallError::Candid(e.to_string()))
+        let reply = self.query_call(canister, sender, method, candid_call::encode_args(args)?)?;
+        candid_call::decode_one(&reply)
     }
 
     /// `update_call` decoding several Candid results as a tuple.
@@ -431,9 +421,8 @@ impl TestEnv {
         method: &str,
         args: A,
     ) -> Result<R, CallError> {
-        let arg = candid::encode_args(args).map_err(|e| CallError::Candid(e.to_string()))?;
-        let reply = self.update_call(canister, sender, method, arg)?;
-        candid::decode_args(&reply).map_err(|e| CallError::Candid(e.to_string()))
+        let reply = self.update_call(canister, sender, method, candid_call::encode_args(args)?)?;
+        candid_call::decode_tuple(&reply)
     }
 
     /// `query_call` decoding several Candid results as a tuple.
@@ -444,9 +433,8 @@ impl TestEnv {
         method: &str,
         args: A,
     ) -> Result<R, CallError> {
-        let arg = candid::encode_args(args).map_err(|e| CallError::Candid(e.to_string()))?;
-        let reply = self.query_call(canister, sender, method, arg)?;
-        candid::decode_args(&reply).map_err(|e| CallError::Candid(e.to_string()))
+        let reply = self.query_call(canister, sender, method, candid_call::encode_args(args)?)?;
+        candid_call::decode_tuple(&reply)
     }
 }
 

@@ -14,6 +14,7 @@
 //! onto the ingress statuses kept in [`NetworkState`]; persisting a network is writing that
 //! one structure (e.g. as CBOR) and reading it back with [`LocalIc::from_state`].
 
+pub mod candid_call;
 mod canister;
 mod certification;
 mod cycles;
@@ -28,10 +29,11 @@ mod stable_memory;
 mod system_api;
 mod wasm_module;
 
+pub use candid_call::CallError;
 pub use canister::{CanisterState, GlobalValue, InstalledCode, RunStatus, WasmHeap};
 pub use cycles::Fees;
 pub use ids::{MANAGEMENT_CANISTER, canister_id_from_index};
-pub use local_ic::{CallError, LocalIc, MAX_AWAIT_ROUNDS, MessageId};
+pub use local_ic::{LocalIc, MAX_AWAIT_ROUNDS, MessageId};
 pub use management::DEFAULT_PROVISIONAL_CYCLES;
 pub use network::{GENESIS_NANOS, InstructionLimits, NetworkState};
 pub use reject::{RejectCode, RejectResponse, error_codes};

@@ -10,6 +10,7 @@ use ic_management_canister_types::{
 };
 use serde::de::DeserializeOwned;
 
+use crate::candid_call::{self, CallError};
 use crate::management::DEFAULT_PROVISIONAL_CYCLES;
 use crate::network::{IngressStatus, InstructionLimits, NetworkState};
 use crate::reject::{RejectCode, RejectResponse};
@@ -21,15 +22,6 @@ pub const MAX_AWAIT_ROUNDS: u32 = 100_000;
 /// The id of a submitted call, for [`LocalIc::await_call`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct MessageId(pub u64);
-
-/// Failures of the typed helpers: the call was rejected, or its Candid did not fit.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum CallError {
-    #[error(transparent)]
-    Rejected(#[from] RejectResponse),
-    #[error("Candid error: {0}")]
-    Candid(String),
-}
 
 /// A local IC network with one subnet, driven by the test.
 pub struct LocalIc {
@@ -455,9 +447,8 @@ impl LocalIc {
         A: ArgumentEncoder,
         R: CandidType + DeserializeOwned,
     {
-        let arg = candid::encode_args(args).map_err(|e| CallError::Candid(e.to_string()))?;
-        let reply = self.update_call(canister, sender, method, arg)?;
-        candid::decode_one(&reply).map_err(|e| CallError::Candid(e.to_string()))
+        let reply = self.update_call(canister, sender, method, candid_call::encode_args(args)?)?;
+        candid_call::decode_one(&reply)
     }
 
     /// `query_call` with Candid arguments and result.
@@ -472,9 +463,8 @@ impl LocalIc {
         A: ArgumentEncoder,
         R: CandidType + DeserializeOwned,
     {
-        let arg = candid::encode_args(args).map_err(|e| CallError::Candid(e.to_string()))?;
-        let reply = self.query_call(canister, sender, method, arg)?;
-        candid::decode_one(&reply).map_err(|e| CallError::Candid(e.to_string()))
+        let reply = self.query_call(canister, sender, method, candid_call::encode_args(args)?)?;
+        candid_call::decode_one(&reply)
     }
 
     /// `update_call` decoding a multi-value result as a tuple.
@@ -489,9 +479,8 @@ impl LocalIc {
         A: ArgumentEncoder,
         R: for<'de> ArgumentDecoder<'de>,
     {
-        let arg = candid::encode_args(args).map_err(|e| CallError::Candid(e.to_string()))?;
-        let reply = self.update_call(canister, sender, method, arg)?;
-        candid::decode_args(&reply).map_err(|e| CallError::Candid(e.to_string()))
+        let reply = self.update_call(canister, sender, method, candid_call::encode_args(args)?)?;
+        candid_call::decode_tuple(&reply)
     }
 
     /// `query_call` decoding a multi-value result as a tuple.
@@ -506,9 +495,8 @@ impl LocalIc {
         A: ArgumentEncoder,
         R: for<'de> ArgumentDecoder<'de>,
     {
-        let arg = candid::encode_args(args).map_err(|e| CallError::Candid(e.to_string()))?;
-        let reply = self.query_call(canister, sender, method, arg)?;
-        candid::decode_args(&reply).map_err(|e| CallError::Candid(e.to_string()))
+        let reply = self.query_call(canister, sender, method, candid_call::encode_args(args)?)?;
+        candid_call::decode_tuple(&reply)
     }
 
     /// `raw_rand` as the management canister would answer it now (advances the generator).
