@@ -76,11 +76,7 @@ pub fn run(command: Command) -> Result<()> {
 fn smoke_test(wasm_dir: &Path, json: bool) -> Result<()> {
     let wasms = CANISTERS
         .iter()
-        .map(|name| {
-            let path = wasm_dir.join(format!("{name}.wasm"));
-            std::fs::read(&path)
-                .with_context(|| format!("reading {} (run scripts/build first)", path.display()))
-        })
+        .map(|name| read_wasm(wasm_dir, name))
         .collect::<Result<Vec<_>>>()?;
     let controller = Principal::self_authenticating(b"ohms local controller");
     let mut ic = LocalIc::new();
@@ -168,9 +164,7 @@ fn smoke_test(wasm_dir: &Path, json: bool) -> Result<()> {
 fn kernel_bench(model: &Path, wasm_dir: &Path, json: bool) -> Result<()> {
     let files = novaq::format::dir::read_verified(model)
         .with_context(|| format!("reading {}", model.display()))?;
-    let path = wasm_dir.join("fixtures/novaq_kernel.wasm");
-    let wasm = std::fs::read(&path)
-        .with_context(|| format!("reading {} (run scripts/build first)", path.display()))?;
+    let wasm = read_wasm(wasm_dir, "fixtures/novaq_kernel")?;
     let user = Principal::self_authenticating(b"ohms kernel bench");
     let mut ic = LocalIc::new();
     let canister = ic.create_canister_with_settings(
@@ -251,4 +245,11 @@ fn kernel_bench(model: &Path, wasm_dir: &Path, json: bool) -> Result<()> {
         println!("{figures}");
     }
     Ok(())
+}
+
+/// The wasm `scripts/build` wrote for `name` (a canister, or `fixtures/<name>`).
+fn read_wasm(wasm_dir: &Path, name: &str) -> Result<Vec<u8>> {
+    let path = wasm_dir.join(format!("{name}.wasm"));
+    std::fs::read(&path)
+        .with_context(|| format!("reading {} (run scripts/build first)", path.display()))
 }
