@@ -1,27 +1,33 @@
 //! Compression of a model's tensors (needs `std`: it runs on both cores with rayon).
 //!
 //! - [`Mode::Additive`]: rows normalized by their RMS, the heavy tail clamped, additive vector
-//!   quantization with codebooks fitted per tensor or shared ([`plan`]), row scales re-fitted,
-//!   and the largest remaining errors kept as sparse outliers.
+//!   quantization with codebooks fitted per tensor or shared ([`plan`]). Without input moments,
+//!   row scales are re-fitted and the largest remaining errors kept as sparse outliers. With
+//!   them ([`moments`]), columns are weighed by their inputs' power and codes are chosen block
+//!   by block with error feedback ([`feedback`]); the largest weights are kept exact.
 //! - [`Mode::Scalar`]: group-wise q8 / q4 baselines.
 //!
 //! Vectors, norms and other small tensors stay f32. Everything is reproducible from the seed.
 
 pub mod additive;
 pub mod aq;
+pub mod feedback;
 pub mod kmeans;
 pub mod linalg;
 pub mod mode;
+pub mod moments;
 pub mod plan;
 pub mod rng;
 pub mod scalar;
 
 pub use mode::Mode;
+pub use moments::{Calibration, InputMoments};
 
 use crate::format::blob::{AqTensor, ScalarTensor};
 use crate::kernel::{AqMatrix, QuantizedMatrix, ScalarMatrix};
 use crate::tensor::{SourceDType, Tensor};
 use aq::{BeamEncoder, Codebooks, TrainConfig};
+use feedback::ErrorFeedback;
 use indicatif::{ProgressBar, ProgressStyle};
 use rng::Rng;
 use std::collections::BTreeMap;
@@ -33,7 +39,9 @@ const MIN_QUANTIZED_WEIGHTS: usize = 256;
 #[derive(Debug, Clone, PartialEq)]
 pub struct Options {
     pub mode: Mode,
-    /// Tensors (by exact name) encoded in another mode than [`Options::mode`].
+    /// Tensors encoded in another mode than [`Options::mode`]: a key names a tensor exactly or
+    /// one dot-separated part of its name (`attn_v` matches `blk.3.attn_v.weight`). The first
+    /// matching key wins.
     pub overrides: Vec<(String, Mode)>,
     pub seed: u64,
     /// Beam width of the code search.
@@ -45,6 +53,13 @@ pub struct Options {
     /// Encode / least-squares alternations when fitting codebooks.
     pub rounds: usize,
     pub kmeans_iterations: usize,
+    /// Code matrices with measured input moments block by block, each block's error
+    /// compensated by the columns after it ([`feedback`]); otherwise only the moments'
+    /// diagonal weighs the fit.
+    pub error_feedback: bool,
+    /// Diagonal damping of the input moments for error feedback, as a share of their mean
+    /// diagonal: larger trusts the calibration less.
+    pub damping: f64,
     /// Draw a progress bar on stderr.
     pub progress: bool,
 }
@@ -53,46 +68,89 @@ pub struct Options {
 /// land directly on the logits.
 pub const EMBEDDING_TENSORS: [&str; 2] = ["token_embd.weight", "output.weight"];
 
+/// The value projections: measured the most sensitive matrices per weight of SmolLM2 (the
+/// KL divergence their q4 error alone causes is 5 to 16 times that of the other projections
+/// per weight, `ohms novaq sensitivity`), and only 2.5% of its weights, so extra bits there
+/// are the cheapest quality there is.
+pub const VALUE_PROJECTION: &str = "attn_v";
+
 impl Options {
-    /// The defaults the benchmarks measure. At 2 bits the embedding tables get 3: they are the
-    /// most sensitive matrices, and the budget pays for it by keeping half as many outliers.
+    /// The defaults the benchmarks measure. At 2 bits the embedding tables get 3 and the value
+    /// projections 4; at 4 bits the value projections get q8. Fewer outliers pay for it.
     pub fn new(mode: Mode) -> Self {
-        let two_bit = mode == Mode::Additive { books: 2, dim: 8 };
-        let overrides = if two_bit {
-            EMBEDDING_TENSORS
-                .iter()
-                .map(|&name| (name.to_owned(), Mode::Additive { books: 3, dim: 8 }))
-                .collect()
-        } else {
-            Vec::new()
+        let (overrides, outlier_fraction) = match mode {
+            Mode::Additive { books: 2, dim: 8 } => {
+                let mut overrides: Vec<(String, Mode)> = EMBEDDING_TENSORS
+                    .iter()
+                    .map(|&name| (name.to_owned(), Mode::Additive { books: 3, dim: 8 }))
+                    .collect();
+                overrides.push((
+                    VALUE_PROJECTION.to_owned(),
+                    Mode::Additive { books: 2, dim: 4 },
+                ));
+                (overrides, 0.003)
+            }
+            Mode::Additive { books: 2, dim: 4 } => (
+                vec![(VALUE_PROJECTION.to_owned(), Mode::Scalar { bits: 8 })],
+                0.006,
+            ),
+            _ => (Vec::new(), 0.01),
         };
         Self {
             mode,
             overrides,
             seed: 0,
             beam: 8,
-            outlier_fraction: if two_bit { 0.005 } else { 0.01 },
+            outlier_fraction,
             train_vectors: 1 << 17,
             rounds: 3,
             kmeans_iterations: 12,
+            error_feedback: true,
+            damping: 1.0,
             progress: false,
         }
     }
 }
 
+/// Whether override `key` names `tensor`: exactly, or as one dot-separated part of its name.
+fn override_matches(key: &str, tensor: &str) -> bool {
+    key == tensor || tensor.split('.').any(|part| part == key)
+}
+
 impl Options {
-    /// The mode that encodes `tensor`: its override, unless that is an additive mode the
-    /// tensor is too small to pay a codebook set for (tiny models), else [`Options::mode`].
-    pub fn mode_for(&self, tensor: &Tensor) -> Mode {
-        match self.overrides.iter().find(|(n, _)| *n == tensor.name) {
-            Some(&(_, Mode::Additive { books, dim }))
-                if !plan::affords_own_codebooks(tensor.numel(), books, dim) =>
-            {
-                self.mode
-            }
-            Some(&(_, mode)) => mode,
-            None => self.mode,
-        }
+    /// The mode that encodes each tensor: its override, unless that is an additive mode the
+    /// tensors the override names are together too small to pay a codebook set for (tiny
+    /// models), else [`Options::mode`].
+    pub fn modes(&self, tensors: &[Tensor]) -> Vec<Mode> {
+        let keys: Vec<Option<usize>> = tensors
+            .iter()
+            .map(|t| {
+                self.overrides
+                    .iter()
+                    .position(|(key, _)| override_matches(key, &t.name))
+            })
+            .collect();
+        tensors
+            .iter()
+            .zip(&keys)
+            .map(|(_, key)| match key.map(|k| self.overrides[k].1) {
+                Some(Mode::Additive { books, dim }) => {
+                    let named: usize = tensors
+                        .iter()
+                        .zip(&keys)
+                        .filter(|(_, other)| *other == key)
+                        .map(|(t, _)| t.numel())
+                        .sum();
+                    if plan::affords_own_codebooks(named, books, dim) {
+                        Mode::Additive { books, dim }
+                    } else {
+                        self.mode
+                    }
+                }
+                Some(mode) => mode,
+                None => self.mode,
+            })
+            .collect()
     }
 }
 
@@ -142,17 +200,15 @@ pub fn is_quantizable(tensor: &Tensor, mode: Mode) -> bool {
     tensor.shape.len() >= 2 && tensor.numel() >= MIN_QUANTIZED_WEIGHTS && tensor.cols() >= min_cols
 }
 
-/// Mean square of the input each matrix's columns meet, by tensor name, measured by running
-/// the uncompressed model. Weighs the additive fit towards the columns that matter.
-pub type ActivationPower = BTreeMap<String, Vec<f32>>;
-
 pub fn compress(tensors: &[Tensor], options: &Options) -> Compressed {
-    compress_with_activations(tensors, &ActivationPower::new(), options)
+    compress_calibrated(tensors, &Calibration::new(), options)
 }
 
-pub fn compress_with_activations(
+/// Compresses with the input moments of (some of) the matrices, measured by running the
+/// uncompressed model: they weigh the additive fit and drive error feedback.
+pub fn compress_calibrated(
     tensors: &[Tensor],
-    activations: &ActivationPower,
+    calibration: &Calibration,
     options: &Options,
 ) -> Compressed {
     let total: u64 = tensors.iter().map(|t| t.numel() as u64).sum();
@@ -171,13 +227,14 @@ pub fn compress_with_activations(
     };
     let mut slots: Vec<Option<CompressedTensor>> = vec![None; tensors.len()];
     let mut codebooks = Vec::new();
+    let modes = options.modes(tensors);
     let quantized: Vec<usize> = (0..tensors.len())
-        .filter(|&i| is_quantizable(&tensors[i], options.mode_for(&tensors[i])))
+        .filter(|&i| is_quantizable(&tensors[i], modes[i]))
         .collect();
     // Tensors grouped by the mode that encodes them, modes in order of first use.
     let mut by_mode: Vec<(Mode, Vec<usize>)> = Vec::new();
     for &i in &quantized {
-        let mode = options.mode_for(&tensors[i]);
+        let mode = modes[i];
         match by_mode.iter_mut().find(|(m, _)| *m == mode) {
             Some((_, members)) => members.push(i),
             None => by_mode.push((mode, vec![i])),
@@ -185,6 +242,7 @@ pub fn compress_with_activations(
     }
     let mut rng = Rng::new(options.seed);
     let mut group_count = 0u64;
+    let mut factors = FeedbackCache::new();
     for (mode, indices) in by_mode {
         match mode {
             Mode::Scalar { bits } => {
@@ -214,8 +272,15 @@ pub fn compress_with_activations(
                         books,
                         dim,
                     };
-                    let (set, encoded) =
-                        compress_group(tensors, &group, activations, options, &mut group_rng, &bar);
+                    let (set, encoded) = compress_group(
+                        tensors,
+                        &group,
+                        calibration,
+                        &mut factors,
+                        options,
+                        &mut group_rng,
+                        &bar,
+                    );
                     let set_index = codebooks.len();
                     codebooks.push(set);
                     for (i, (stored, decoded)) in members.into_iter().zip(encoded) {
@@ -256,10 +321,15 @@ struct Group<'a> {
     dim: usize,
 }
 
+/// Error-feedback factors by (moments, padded width, vector length): projections reading the
+/// same input share them.
+type FeedbackCache = BTreeMap<(usize, usize, usize), Arc<ErrorFeedback>>;
+
 fn compress_group(
     tensors: &[Tensor],
     group: &Group<'_>,
-    activations: &ActivationPower,
+    calibration: &Calibration,
+    factors: &mut FeedbackCache,
     options: &Options,
     rng: &mut Rng,
     bar: &ProgressBar,
@@ -272,8 +342,8 @@ fn compress_group(
     let prepared: Vec<additive::Prepared> = members
         .iter()
         .map(|&i| {
-            let power = activations.get(&tensors[i].name).map(Vec::as_slice);
-            additive::prepare(&tensors[i], dim, options.outlier_fraction, power)
+            let power = calibration.get(&tensors[i].name).map(|m| m.power());
+            additive::prepare(&tensors[i], dim, options.outlier_fraction, power.as_deref())
         })
         .collect();
     let sample = training_sample(&prepared, dim, options.train_vectors, rng);
@@ -291,9 +361,44 @@ fn compress_group(
         .iter()
         .zip(&prepared)
         .map(|(&i, prep)| {
-            let codes = encoder.encode(&prep.target);
-            let stored =
-                additive::finalize(&tensors[i], prep, &set, codes, options.outlier_fraction);
+            let feedback = options
+                .error_feedback
+                .then(|| calibration.get(&tensors[i].name))
+                .flatten()
+                .and_then(|moments| {
+                    let key = (Arc::as_ptr(moments) as usize, prep.padded_cols, dim);
+                    if let Some(f) = factors.get(&key) {
+                        return Some(f.clone());
+                    }
+                    let f = Arc::new(ErrorFeedback::new(
+                        moments,
+                        &prep.column_emphasis,
+                        prep.padded_cols,
+                        dim,
+                        options.damping,
+                    )?);
+                    factors.insert(key, f.clone());
+                    Some(f)
+                });
+            let stored = match feedback {
+                Some(feedback) => {
+                    let mut target = prep.unclamped(&tensors[i]);
+                    let outliers = prep.outlier_columns(&target);
+                    let coded = feedback::encode(
+                        &mut target,
+                        prep.clamp,
+                        &outliers,
+                        &set,
+                        &feedback,
+                        options.beam,
+                    );
+                    additive::finalize_with_corrections(prep, &set, coded.codes, &coded.corrections)
+                }
+                None => {
+                    let codes = encoder.encode(&prep.target);
+                    additive::finalize(&tensors[i], prep, &set, codes, options.outlier_fraction)
+                }
+            };
             let decoded =
                 QuantizedMatrix::from(AqMatrix::new(stored.clone(), shared.clone())).dequantize();
             bar.inc(tensors[i].numel() as u64);
@@ -359,5 +464,59 @@ fn finished(source: &Tensor, encoding: Encoding, decoded: &[f32]) -> CompressedT
         } else {
             1.0
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn matrix(name: &str, rows: usize, cols: usize) -> Tensor {
+        Tensor::new(name, vec![rows, cols], vec![0.0; rows * cols])
+    }
+
+    #[test]
+    fn overrides_name_whole_parts_and_the_first_match_wins() {
+        assert!(override_matches("attn_v", "blk.3.attn_v.weight"));
+        assert!(override_matches("token_embd.weight", "token_embd.weight"));
+        assert!(!override_matches("attn", "blk.3.attn_v.weight"));
+        assert!(!override_matches("attn_v", "blk.3.attn_v_norm.weight"));
+        let mut options = Options::new(Mode::Additive { books: 2, dim: 4 });
+        options
+            .overrides
+            .insert(0, ("blk.0.attn_v.weight".into(), Mode::Scalar { bits: 4 }));
+        let tensors = [
+            matrix("blk.0.attn_v.weight", 64, 64),
+            matrix("blk.1.attn_v.weight", 64, 64),
+            matrix("blk.1.attn_q.weight", 64, 64),
+        ];
+        assert_eq!(
+            options.modes(&tensors),
+            vec![
+                Mode::Scalar { bits: 4 },
+                Mode::Scalar { bits: 8 },
+                Mode::Additive { books: 2, dim: 4 }
+            ]
+        );
+    }
+
+    #[test]
+    fn additive_overrides_need_enough_weights_for_their_codebooks() {
+        let options = Options::new(Mode::Additive { books: 2, dim: 8 });
+        // 30 value projections of SmolLM2's shape share one 4-bit codebook set; two of
+        // stories260K's cannot pay for one and stay in the main mode.
+        let big: Vec<Tensor> = (0..30)
+            .map(|l| matrix(&format!("blk.{l}.attn_v.weight"), 192, 576))
+            .collect();
+        assert!(
+            options
+                .modes(&big)
+                .iter()
+                .all(|&m| m == Mode::Additive { books: 2, dim: 4 })
+        );
+        let small: Vec<Tensor> = (0..2)
+            .map(|l| matrix(&format!("blk.{l}.attn_v.weight"), 64, 64))
+            .collect();
+        assert!(options.modes(&small).iter().all(|&m| m == options.mode));
     }
 }

@@ -3,9 +3,10 @@
 
 use novaq::Tensor;
 use novaq::codec::rng::Rng;
-use novaq::codec::{ActivationPower, Mode, Options, compress_with_activations};
+use novaq::codec::{Calibration, InputMoments, Mode, Options, compress_calibrated};
 use novaq::format::write::{ModelInfo, package};
 use novaq::kernel::ModelReader;
+use std::sync::Arc;
 
 fn random_tensor(name: &str, rows: usize, cols: usize, seed: u64) -> Tensor {
     let mut rng = Rng::new(seed);
@@ -33,22 +34,19 @@ fn check(mode: Mode) {
     options.train_vectors = 4096;
     options.rounds = 1;
     options.kmeans_iterations = 3;
-    // Activation statistics for the first tensor: its columns get scales, the second's not.
-    let mut power = ActivationPower::new();
+    // Input moments for the first tensor (loud columns every 17th): its columns get scales and
+    // it is coded with error feedback; the second is coded plainly.
+    let mut calibration = Calibration::new();
     let mut rng = Rng::new(4);
-    power.insert(
+    let cols = tensors[0].cols();
+    let inputs: Vec<f32> = (0..300 * cols)
+        .map(|i| rng.normal() * if i % cols % 17 == 0 { 7.0 } else { 1.0 })
+        .collect();
+    calibration.insert(
         tensors[0].name.clone(),
-        (0..tensors[0].cols())
-            .map(|c| {
-                if c % 17 == 0 {
-                    50.0
-                } else {
-                    rng.normal().abs() + 0.1
-                }
-            })
-            .collect(),
+        Arc::new(InputMoments::from_inputs(&inputs, cols)),
     );
-    let compressed = compress_with_activations(&tensors, &power, &options);
+    let compressed = compress_calibrated(&tensors, &calibration, &options);
     if let novaq::codec::Encoding::Additive { tensor, .. } = &compressed.tensors[0].encoding {
         assert_eq!(tensor.column_scales.len(), tensors[0].cols());
     }

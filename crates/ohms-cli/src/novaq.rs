@@ -6,6 +6,7 @@ mod eval;
 mod gaussian;
 mod inspect;
 mod model_info;
+mod sensitivity;
 mod source;
 mod verify;
 
@@ -27,6 +28,9 @@ pub enum Command {
     Verify { dir: PathBuf },
     /// Compare the compressed model's predictions with the source model's.
     Eval(EvalArgs),
+    /// How much each kind of matrix (q, k, v, …, across all layers) costs the model's
+    /// predictions when it alone is compressed: where extra bits buy the most.
+    Sensitivity(SensitivityArgs),
     /// Compress an i.i.d. Gaussian matrix: the rate-distortion sanity check, and the kernel's
     /// speed against a plain f32 matrix-vector product.
     Gaussian(GaussianArgs),
@@ -49,12 +53,26 @@ pub struct CompressArgs {
     /// default: 3bit in 2bit mode, the main mode otherwise.
     #[arg(long)]
     pub embedding_mode: Option<String>,
+    /// KEY=MODE: tensors named KEY, or with KEY as one dot-separated part of their name, in
+    /// MODE (e.g. attn_v=q8). Repeatable; ahead of the mode's presets (2bit: attn_v=4bit;
+    /// 4bit: attn_v=q8).
+    #[arg(long, value_name = "KEY=MODE")]
+    pub tensor_mode: Vec<String>,
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// Tokens the source model generates (from BOS, fixed seed) to measure the activations each
-    /// projection sees; the additive modes weigh their fit by them. 0 fits weights alone.
-    #[arg(long, default_value_t = 256)]
+    /// Tokens the source model generates (from BOS, fixed seed) to measure the inputs each
+    /// projection sees; the additive modes weigh their fit by them and compensate each block's
+    /// error with the columns after it. 0 fits weights alone.
+    #[arg(long, default_value_t = 1024)]
     pub calibration_tokens: usize,
+    /// Weigh the fit by the measured inputs but code every block independently (no error
+    /// feedback).
+    #[arg(long)]
+    pub no_error_feedback: bool,
+    /// Damping of the measured input moments for error feedback, as a share of their mean
+    /// diagonal (larger trusts the calibration less).
+    #[arg(long)]
+    pub damping: Option<f64>,
     /// Bytes per shard.
     #[arg(long, default_value_t = novaq::format::write::DEFAULT_SHARD_SIZE)]
     pub shard_size: u64,
@@ -69,6 +87,28 @@ pub struct EvalArgs {
     pub source: PathBuf,
     /// The compressed model directory.
     pub dir: PathBuf,
+    #[command(flatten)]
+    pub scoring: ScoringArgs,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args)]
+pub struct SensitivityArgs {
+    /// The source model (.gguf).
+    pub source: PathBuf,
+    /// The mode each kind of matrix is compressed in, one kind at a time.
+    #[arg(long, default_value = "q4")]
+    pub mode: String,
+    #[command(flatten)]
+    pub scoring: ScoringArgs,
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The token sequences a model is scored on.
+#[derive(Args)]
+pub struct ScoringArgs {
     /// Text to score; without it, sequences are sampled from the source model with a fixed seed.
     #[arg(long)]
     pub text: Option<PathBuf>,
@@ -83,8 +123,6 @@ pub struct EvalArgs {
     pub sequences: usize,
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    #[arg(long)]
-    pub json: bool,
 }
 
 #[derive(Args)]
@@ -109,6 +147,7 @@ pub fn run(command: Command) -> anyhow::Result<()> {
         Command::Inspect { dir, json } => inspect::run(&dir, json),
         Command::Verify { dir } => verify::run(&dir),
         Command::Eval(args) => eval::run(&args),
+        Command::Sensitivity(args) => sensitivity::run(&args),
         Command::Gaussian(args) => gaussian::run(&args),
     }
 }

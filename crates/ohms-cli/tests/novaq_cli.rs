@@ -86,6 +86,24 @@ fn bad_inputs_are_clear_errors_not_panics() {
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("--bits"), "{}", stderr(&o));
 
+    for (flag, value, message) in [
+        ("--tensor-mode", "attn_v", "KEY=MODE"),
+        ("--tensor-mode", "attn_v=5bit", "unknown mode"),
+        ("--damping", "0", "--damping"),
+    ] {
+        let o = ohms(&[
+            "novaq",
+            "compress",
+            missing.to_str().unwrap(),
+            "-o",
+            "x",
+            flag,
+            value,
+        ]);
+        assert_eq!(o.status.code(), Some(1), "{flag} {value}");
+        assert!(stderr(&o).contains(message), "{}", stderr(&o));
+    }
+
     let fake = dir.join("fake.gguf");
     std::fs::write(&fake, b"GGUF\x03\x00\x00\x00truncated").unwrap();
     let o = ohms(&["novaq", "compress", fake.to_str().unwrap(), "-o", "x"]);
@@ -200,4 +218,62 @@ fn eval_on_the_stories_fixture() {
     assert!(eval["top1_agreement"].as_f64().unwrap() > 0.8);
     assert!(eval["mean_kl_divergence"].as_f64().unwrap() >= 0.0);
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn sensitivity_ranks_every_kind_of_matrix() {
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/fixtures/stories260Ktok512.gguf");
+    if !fixture.exists() {
+        eprintln!("skipping: {} not present", fixture.display());
+        return;
+    }
+    let o = ohms(&[
+        "novaq",
+        "sensitivity",
+        fixture.to_str().unwrap(),
+        "--mode",
+        "q4",
+        "--sequences",
+        "2",
+        "--sequence-length",
+        "32",
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(report["positions"].as_u64(), Some(62));
+    let kinds = report["kinds"].as_array().unwrap();
+    let names: Vec<&str> = kinds.iter().map(|k| k["kind"].as_str().unwrap()).collect();
+    for kind in [
+        "blk.#.attn_v.weight",
+        "blk.#.ffn_down.weight",
+        "token_embd.weight",
+    ] {
+        assert!(names.contains(&kind), "{kind} missing from {names:?}");
+    }
+    let per_weight: Vec<f64> = kinds
+        .iter()
+        .map(|k| k["kl_per_million_weights"].as_f64().unwrap())
+        .collect();
+    assert!(
+        per_weight.windows(2).all(|w| w[0] >= w[1]),
+        "{per_weight:?}"
+    );
+    for k in kinds {
+        let kl = k["mean_kl_divergence"].as_f64().unwrap();
+        let rel = k["relative_mse"].as_f64().unwrap();
+        assert!(kl > 0.0 && kl < 1.0, "{k}");
+        assert!(rel > 0.0 && rel < 0.05, "{k}");
+    }
+
+    let o = ohms(&[
+        "novaq",
+        "sensitivity",
+        fixture.to_str().unwrap(),
+        "--mode",
+        "9bit",
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("unknown mode"), "{}", stderr(&o));
 }

@@ -28,6 +28,8 @@ pub struct Prepared {
     pub column_scales: Vec<u16>,
     /// The multipliers applied to columns before coding (inverses of the decoder's).
     pub column_emphasis: Vec<f32>,
+    /// Magnitude the target is clamped to (in normalized units).
+    pub clamp: f32,
     pub target: Vec<f32>,
 }
 
@@ -86,7 +88,84 @@ pub fn prepare(
         row_rms,
         column_scales,
         column_emphasis,
+        clamp,
         target,
+    }
+}
+
+impl Prepared {
+    /// The target before clamping (what error feedback codes, row by row).
+    pub fn unclamped(&self, tensor: &Tensor) -> Vec<f32> {
+        let mut target = vec![0f32; self.rows * self.padded_cols];
+        target
+            .par_chunks_mut(self.padded_cols)
+            .enumerate()
+            .for_each(|(r, out)| {
+                let inverse = 1.0 / self.row_rms[r];
+                for ((o, &w), &e) in out.iter_mut().zip(tensor.row(r)).zip(&self.column_emphasis) {
+                    *o = w * e * inverse;
+                }
+            });
+        target
+    }
+
+    /// Per row, the columns kept exact: those beyond the clamp, at most 255 (the largest), none
+    /// when a column index would not fit in 16 bits.
+    pub fn outlier_columns(&self, unclamped: &[f32]) -> Vec<Vec<u16>> {
+        if !self.clamp.is_finite() || self.cols > u16::MAX as usize + 1 {
+            return vec![Vec::new(); self.rows];
+        }
+        unclamped
+            .par_chunks(self.padded_cols)
+            .map(|row| {
+                let mut picked: Vec<(usize, f32)> = row[..self.cols]
+                    .iter()
+                    .enumerate()
+                    .filter(|&(_, v)| v.abs() > self.clamp)
+                    .map(|(c, &v)| (c, v.abs()))
+                    .collect();
+                if picked.len() > u8::MAX as usize {
+                    picked.sort_by(|a, b| b.1.total_cmp(&a.1));
+                    picked.truncate(u8::MAX as usize);
+                }
+                let mut columns: Vec<u16> = picked.into_iter().map(|(c, _)| c as u16).collect();
+                columns.sort_unstable();
+                columns
+            })
+            .collect()
+    }
+}
+
+/// Builds the stored tensor from codes found with error feedback: row scales are the RMS the
+/// rows were normalized by (a re-fit would undo the compensation), and the kept values become
+/// f16 corrections in the source's units.
+pub fn finalize_with_corrections(
+    prepared: &Prepared,
+    books: &Codebooks,
+    codes: Vec<u8>,
+    corrections: &[Vec<(u16, f32)>],
+) -> AqTensor {
+    let scales: Vec<u16> = prepared.row_rms.iter().map(|&r| f16_bits(r)).collect();
+    let mut outliers = Outliers::default();
+    for (row, kept) in corrections.iter().enumerate() {
+        let s = f16_value(scales[row]);
+        outliers.counts.push(kept.len() as u8);
+        for &(c, v) in kept {
+            outliers.columns.push(c);
+            outliers
+                .corrections
+                .push(f16_bits(s * v / prepared.column_emphasis[c as usize]));
+        }
+    }
+    AqTensor {
+        rows: prepared.rows,
+        cols: prepared.cols,
+        dim: books.dim,
+        books: books.books,
+        scales,
+        column_scales: prepared.column_scales.clone(),
+        codes,
+        outliers,
     }
 }
 

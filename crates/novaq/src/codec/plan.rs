@@ -47,7 +47,7 @@ pub fn codebook_groups(tensors: &[(&str, usize)], books: usize, dim: usize) -> V
 }
 
 /// The tensor's name with layer numbers replaced: `blk.7.ffn_up.weight` → `blk.#.ffn_up.weight`.
-fn kind_of(name: &str) -> String {
+pub fn kind_of(name: &str) -> String {
     let mut out = String::with_capacity(name.len());
     let mut in_number = false;
     for ch in name.chars() {

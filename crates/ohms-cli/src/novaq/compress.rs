@@ -2,7 +2,7 @@
 
 use super::{CompressArgs, calibrate, model_info, print_json, source};
 use anyhow::{anyhow, bail};
-use novaq::codec::{ActivationPower, EMBEDDING_TENSORS, Mode, Options, compress_with_activations};
+use novaq::codec::{Calibration, EMBEDDING_TENSORS, Mode, Options, compress_calibrated};
 use novaq::format::dir;
 use novaq::format::write::{ModelInfo, package};
 use novaq::report::CompressionReport;
@@ -17,6 +17,17 @@ pub fn run(args: &CompressArgs) -> anyhow::Result<()> {
     if args.shard_size == 0 {
         bail!("--shard-size must be at least 1 byte");
     }
+    // Given on the command line: ahead of the presets, so they win.
+    let given = args
+        .tensor_mode
+        .iter()
+        .map(|spec| parse_tensor_mode(spec))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    if let Some(damping) = args.damping
+        && !(damping > 0.0 && damping.is_finite())
+    {
+        bail!("--damping must be a positive number, not {damping}");
+    }
     let source = source::open(&args.input)?;
     if source.tensors.is_empty() {
         bail!("{} holds no tensors", args.input.display());
@@ -26,18 +37,26 @@ pub fn run(args: &CompressArgs) -> anyhow::Result<()> {
     options.seed = args.seed;
     options.progress = true;
     if let Some(embedding) = embedding_mode {
-        options.overrides = EMBEDDING_TENSORS
-            .iter()
-            .map(|&t| (t.to_owned(), embedding))
-            .collect();
+        options
+            .overrides
+            .retain(|(key, _)| !EMBEDDING_TENSORS.contains(&key.as_str()));
+        options.overrides.splice(
+            0..0,
+            EMBEDDING_TENSORS.iter().map(|&t| (t.to_owned(), embedding)),
+        );
     }
-    let activations = match mode {
+    options.overrides.splice(0..0, given);
+    options.error_feedback = !args.no_error_feedback;
+    if let Some(damping) = args.damping {
+        options.damping = damping;
+    }
+    let calibration = match mode {
         Mode::Additive { .. } if args.calibration_tokens > 0 => {
             eprintln!(
-                "measuring activations over {} generated tokens",
+                "measuring the inputs of every projection over {} generated tokens",
                 args.calibration_tokens
             );
-            calibrate::activation_power(
+            calibrate::input_moments(
                 &source.metadata,
                 &source.tensors,
                 args.calibration_tokens,
@@ -45,9 +64,9 @@ pub fn run(args: &CompressArgs) -> anyhow::Result<()> {
             )?
             .unwrap_or_default()
         }
-        _ => ActivationPower::new(),
+        _ => Calibration::new(),
     };
-    let compressed = compress_with_activations(&source.tensors, &activations, &options);
+    let compressed = compress_calibrated(&source.tensors, &calibration, &options);
     let info = ModelInfo {
         name: source.name.clone(),
         architecture: model_info::architecture(&source.metadata, &source.tensors),
@@ -96,4 +115,16 @@ pub fn run(args: &CompressArgs) -> anyhow::Result<()> {
         report.seconds, report.weights_per_second, report.root_hash
     );
     Ok(())
+}
+
+/// `KEY=MODE`, e.g. `attn_v=q8`.
+fn parse_tensor_mode(spec: &str) -> anyhow::Result<(String, Mode)> {
+    let Some((key, mode)) = spec.split_once('=') else {
+        bail!("--tensor-mode {spec:?}: expected KEY=MODE, e.g. attn_v=q8");
+    };
+    if key.is_empty() {
+        bail!("--tensor-mode {spec:?}: the tensor name (or name part) is empty");
+    }
+    let mode = Mode::parse(mode, None).map_err(|e| anyhow!("--tensor-mode {spec:?}: {e}"))?;
+    Ok((key.to_owned(), mode))
 }

@@ -1,60 +1,26 @@
 //! `ohms novaq eval`: the compressed model against its source, on the same tokens.
 
-use super::{EvalArgs, model_info, print_json, source};
+use super::{EvalArgs, ScoringArgs, model_info, print_json, source};
 use anyhow::{Context, anyhow, bail};
 use novaq::Tensor;
 use novaq::format::{Codec, dir};
 use novaq::kernel::{ModelReader, QuantizedMatrix};
+use novaq::read::Metadata;
 use novaq::report::EvalReport;
 use ohms_llm::eval::{compare, sample_sequences};
 use ohms_llm::load::{load_model, load_model_with};
 use ohms_llm::{Model, Tokenizer};
 use std::collections::BTreeMap;
+use std::path::Path;
 
 pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
-    if args.sequence_length < 2 {
-        bail!("--sequence-length must be at least 2");
-    }
     let files = dir::read_verified(&args.dir)?;
     let source = source::open(&args.source)?;
-    let mut reference = load_model(&source.metadata, source.tensors)
+    let metadata = source.metadata;
+    let mut reference = load_model(&metadata, source.tensors)
         .with_context(|| format!("cannot build a model from {}", args.source.display()))?;
     let mut candidate = compressed_model(&files)?;
-    let sequences = match &args.text {
-        Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("cannot read {}", path.display()))?;
-            let tokenizer = Tokenizer::from_gguf(&source.metadata)
-                .map_err(|e| anyhow!("{}: {e}", args.source.display()))?;
-            let tokens: Vec<u32> = tokenizer
-                .encode(&text)
-                .into_iter()
-                .take(args.tokens)
-                .collect();
-            if tokens.len() < 2 {
-                bail!("{} yields fewer than 2 tokens", path.display());
-            }
-            tokens
-                .chunks(args.sequence_length)
-                .filter(|c| c.len() >= 2)
-                .map(<[u32]>::to_vec)
-                .collect::<Vec<_>>()
-        }
-        None => {
-            let start = Tokenizer::from_gguf(&source.metadata)
-                .ok()
-                .and_then(|t| t.bos)
-                .unwrap_or(1);
-            sample_sequences(
-                &mut reference,
-                start,
-                args.sequences,
-                args.sequence_length,
-                args.seed,
-            )
-            .map_err(|e| anyhow!("sampling evaluation sequences: {e}"))?
-        }
-    };
+    let sequences = scoring_sequences(&args.scoring, &args.source, &metadata, &mut reference)?;
     let c = compare(&mut reference, &mut candidate, &sequences)
         .map_err(|e| anyhow!("evaluation failed: {e}"))?;
     let report = EvalReport {
@@ -116,4 +82,52 @@ fn compressed_model(files: &dir::ModelFiles) -> anyhow::Result<Model<QuantizedMa
             .expect("every projection of the manifest was loaded above")
     })
     .map_err(|e| anyhow!("the compressed model does not form a Llama model: {e}"))
+}
+
+/// The sequences `args` asks for: the first tokens of a text, or sequences sampled from the
+/// reference model with a fixed seed.
+pub fn scoring_sequences(
+    args: &ScoringArgs,
+    path: &Path,
+    metadata: &Metadata,
+    reference: &mut Model<ohms_llm::DenseMatrix>,
+) -> anyhow::Result<Vec<Vec<u32>>> {
+    if args.sequence_length < 2 {
+        bail!("--sequence-length must be at least 2");
+    }
+    Ok(match &args.text {
+        Some(text_path) => {
+            let text = std::fs::read_to_string(text_path)
+                .with_context(|| format!("cannot read {}", text_path.display()))?;
+            let tokenizer =
+                Tokenizer::from_gguf(metadata).map_err(|e| anyhow!("{}: {e}", path.display()))?;
+            let tokens: Vec<u32> = tokenizer
+                .encode(&text)
+                .into_iter()
+                .take(args.tokens)
+                .collect();
+            if tokens.len() < 2 {
+                bail!("{} yields fewer than 2 tokens", text_path.display());
+            }
+            tokens
+                .chunks(args.sequence_length)
+                .filter(|c| c.len() >= 2)
+                .map(<[u32]>::to_vec)
+                .collect()
+        }
+        None => {
+            let start = Tokenizer::from_gguf(metadata)
+                .ok()
+                .and_then(|t| t.bos)
+                .unwrap_or(1);
+            sample_sequences(
+                reference,
+                start,
+                args.sequences,
+                args.sequence_length,
+                args.seed,
+            )
+            .map_err(|e| anyhow!("sampling evaluation sequences: {e}"))?
+        }
+    })
 }

@@ -1,0 +1,394 @@
+//! Error feedback (the GPTQ idea applied to vectors): a matrix is coded one block of `dim`
+//! columns at a time, and the error each block leaves is pushed onto the columns not yet coded,
+//! in the proportions that cancel its effect on the outputs best for the measured inputs.
+//!
+//! With `H` the inputs' second moment (in the coded units) and `H⁻¹ = UᵀU`, `U` upper
+//! triangular, coding block `S` with error `δ` (one row) is compensated optimally by
+//! `W[:, R] −= δ U_SS⁻¹ U_SR` for the columns `R` after it, and the block's own cost is
+//! `‖δ U_SS⁻¹‖²`. Codes are therefore searched with the block's codebook entries (and target)
+//! multiplied by `U_SS⁻¹`, which is the matching diagonal block of `V = U⁻¹`, `H = V Vᵀ`.
+
+use super::aq::{BeamEncoder, Codebooks};
+use super::moments::InputMoments;
+use rayon::prelude::*;
+
+/// Weight of padding columns (they are never decoded) relative to the mean diagonal.
+const PADDING_WEIGHT: f64 = 1e-6;
+
+/// The factors error feedback needs for one matrix of `cols` columns coded in vectors of `dim`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ErrorFeedback {
+    pub cols: usize,
+    pub dim: usize,
+    /// `U`, row-major `cols × cols` (upper triangle used).
+    u: Vec<f32>,
+    /// `U_SS⁻¹` of every block `S`, row-major `dim × dim` each.
+    blocks: Vec<f32>,
+}
+
+impl ErrorFeedback {
+    /// Factors for a matrix whose column `c` was multiplied by `emphasis[c]` before coding and
+    /// padded to `padded` columns (`padded % dim == 0`). `damping` (a share of the mean
+    /// diagonal) is added to the diagonal: it keeps `H` well conditioned and stops the
+    /// compensation from fitting directions the calibration saw too little of. `None` if the
+    /// moments do not match.
+    pub fn new(
+        moments: &InputMoments,
+        emphasis: &[f32],
+        padded: usize,
+        dim: usize,
+        damping: f64,
+    ) -> Option<Self> {
+        let cols = moments.cols;
+        if emphasis.len() != cols || padded < cols || !padded.is_multiple_of(dim) {
+            return None;
+        }
+        // H' = D⁻¹ H D⁻¹ in coded units, damped; padding columns nearly weightless.
+        let n = padded;
+        let mean_diag = (0..cols)
+            .map(|c| moments.matrix[c * cols + c] / (emphasis[c] as f64).powi(2))
+            .sum::<f64>()
+            / cols as f64;
+        let mean_diag = if mean_diag > 0.0 && mean_diag.is_finite() {
+            mean_diag
+        } else {
+            1.0
+        };
+        // Reversed order (index n−1−i): the lower Cholesky factor K of the reversed matrix
+        // gives V = J K J, upper triangular with H' = V Vᵀ.
+        let mut k = vec![0f64; n * n];
+        for i in 0..n {
+            let a = n - 1 - i;
+            for j in 0..n {
+                let b = n - 1 - j;
+                if a < cols && b < cols {
+                    k[i * n + j] =
+                        moments.matrix[a * cols + b] / (emphasis[a] as f64 * emphasis[b] as f64);
+                }
+            }
+            k[i * n + i] += if a < cols { damping } else { PADDING_WEIGHT } * mean_diag;
+        }
+        if !cholesky_lower_in_place(&mut k, n) {
+            return None;
+        }
+        let k_inverse = lower_inverse(&k, n);
+        // U = J K⁻¹ J.
+        let mut u = vec![0f32; n * n];
+        for a in 0..n {
+            for b in a..n {
+                u[a * n + b] = k_inverse[(n - 1 - a) * n + (n - 1 - b)] as f32;
+            }
+        }
+        // U_SS⁻¹ = V_SS = (J K J)_SS.
+        let mut blocks = vec![0f32; n * dim];
+        for s in 0..n / dim {
+            for i in 0..dim {
+                for j in 0..dim {
+                    let (a, b) = (s * dim + i, s * dim + j);
+                    blocks[s * dim * dim + i * dim + j] = k[(n - 1 - a) * n + (n - 1 - b)] as f32;
+                }
+            }
+        }
+        Some(Self {
+            cols: n,
+            dim,
+            u,
+            blocks,
+        })
+    }
+
+    fn block(&self, s: usize) -> &[f32] {
+        &self.blocks[s * self.dim * self.dim..(s + 1) * self.dim * self.dim]
+    }
+}
+
+/// `H = K Kᵀ` in place (row-major, lower triangle written, upper left as is). `false` when not
+/// positive definite.
+fn cholesky_lower_in_place(a: &mut [f64], n: usize) -> bool {
+    for i in 0..n {
+        let (done, rest) = a.split_at_mut(i * n);
+        let row = &mut rest[..n];
+        for j in 0..i {
+            let kj = &done[j * n..j * n + j + 1];
+            let s = row[j] - dot64(&row[..j], &kj[..j]);
+            row[j] = s / kj[j];
+        }
+        let d = row[i] - dot64(&row[..i], &row[..i]);
+        if d <= 0.0 || !d.is_finite() {
+            return false;
+        }
+        row[i] = d.sqrt();
+        row[i + 1..].iter_mut().for_each(|v| *v = 0.0);
+    }
+    true
+}
+
+/// Inverse of a lower-triangular `k` (row-major), column by column in parallel.
+fn lower_inverse(k: &[f64], n: usize) -> Vec<f64> {
+    let columns: Vec<Vec<f64>> = (0..n)
+        .into_par_iter()
+        .map(|j| {
+            // x = K⁻¹ e_j, nonzero from row j on.
+            let mut x = vec![0f64; n - j];
+            x[0] = 1.0 / k[j * n + j];
+            for i in j + 1..n {
+                let s = dot64(&k[i * n + j..i * n + i], &x[..i - j]);
+                x[i - j] = -s / k[i * n + i];
+            }
+            x
+        })
+        .collect();
+    let mut inverse = vec![0f64; n * n];
+    for (j, x) in columns.into_iter().enumerate() {
+        for (t, v) in x.into_iter().enumerate() {
+            inverse[(j + t) * n + j] = v;
+        }
+    }
+    inverse
+}
+
+fn dot64(a: &[f64], b: &[f64]) -> f64 {
+    let mut acc = [0f64; 4];
+    let (ca, cb) = (a.chunks_exact(4), b.chunks_exact(4));
+    let tail: f64 = ca
+        .remainder()
+        .iter()
+        .zip(cb.remainder())
+        .map(|(x, y)| x * y)
+        .sum();
+    for (x, y) in ca.zip(cb) {
+        for k in 0..4 {
+            acc[k] += x[k] * y[k];
+        }
+    }
+    acc.iter().sum::<f64>() + tail
+}
+
+/// A matrix coded with error feedback.
+pub struct Coded {
+    /// `books` codes per vector, row-major like [`BeamEncoder::encode`].
+    pub codes: Vec<u8>,
+    /// Per row, the kept exact values: (column, target minus the decoded codes).
+    pub corrections: Vec<Vec<(u16, f32)>>,
+}
+
+/// Codes `target` (`rows × feedback.cols`, modified: it ends holding the compensated weights)
+/// block by block. Values beyond `±clamp` are clamped for the code search; `outliers[r]`
+/// (sorted columns) are kept exact, so their error is neither made nor propagated.
+pub fn encode(
+    target: &mut [f32],
+    clamp: f32,
+    outliers: &[Vec<u16>],
+    books: &Codebooks,
+    feedback: &ErrorFeedback,
+    beam: usize,
+) -> Coded {
+    let (n, dim, m) = (feedback.cols, books.dim, books.books);
+    assert_eq!(feedback.dim, dim);
+    let rows = target.len() / n;
+    let blocks = n / dim;
+    let mut codes = vec![0u8; rows * blocks * m];
+    let mut corrections: Vec<Vec<(u16, f32)>> = vec![Vec::new(); rows];
+    let mut gathered = vec![0f32; rows * dim];
+    for s in 0..blocks {
+        let transform = feedback.block(s);
+        let transformed = Codebooks {
+            books: m,
+            dim,
+            entries: books
+                .entries
+                .chunks_exact(dim)
+                .flat_map(|e| multiply(e, transform, dim))
+                .collect(),
+        };
+        gathered
+            .par_chunks_mut(dim)
+            .zip(target.par_chunks(n))
+            .for_each(|(g, row)| {
+                let x: Vec<f32> = row[s * dim..(s + 1) * dim]
+                    .iter()
+                    .map(|v| v.clamp(-clamp, clamp))
+                    .collect();
+                g.copy_from_slice(&multiply(&x, transform, dim));
+            });
+        let block_codes = BeamEncoder::new(&transformed, beam).encode(&gathered);
+        target
+            .par_chunks_mut(n)
+            .zip(codes.par_chunks_mut(blocks * m))
+            .zip(corrections.par_iter_mut())
+            .zip(outliers.par_iter())
+            .zip(block_codes.par_chunks(m))
+            .for_each(|((((row, row_codes), kept), exact), c)| {
+                row_codes[s * m..(s + 1) * m].copy_from_slice(c);
+                let mut delta = row[s * dim..(s + 1) * dim].to_vec();
+                let mut q = vec![0f32; dim];
+                books.accumulate(c, &mut q);
+                delta.iter_mut().zip(&q).for_each(|(d, v)| *d -= v);
+                for &col in exact {
+                    let col = col as usize;
+                    if (s * dim..(s + 1) * dim).contains(&col) {
+                        kept.push((col as u16, delta[col - s * dim]));
+                        delta[col - s * dim] = 0.0;
+                    }
+                }
+                let e = multiply(&delta, transform, dim);
+                let rest = (s + 1) * dim;
+                for (i, &ei) in e.iter().enumerate() {
+                    if ei == 0.0 {
+                        continue;
+                    }
+                    let u_row = &feedback.u[(s * dim + i) * n + rest..(s * dim + i + 1) * n];
+                    for (w, &u) in row[rest..].iter_mut().zip(u_row) {
+                        *w -= ei * u;
+                    }
+                }
+            });
+    }
+    Coded { codes, corrections }
+}
+
+/// Row vector times a `dim × dim` row-major matrix.
+fn multiply(x: &[f32], matrix: &[f32], dim: usize) -> Vec<f32> {
+    let mut out = vec![0f32; dim];
+    for (i, &xi) in x.iter().enumerate() {
+        for (o, &a) in out.iter_mut().zip(&matrix[i * dim..(i + 1) * dim]) {
+            *o += xi * a;
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::aq::{TrainConfig, train};
+    use crate::codec::rng::Rng;
+
+    /// Inputs with strongly correlated columns (a few latent factors), as in real layers.
+    fn correlated_inputs(samples: usize, cols: usize, rng: &mut Rng) -> Vec<f32> {
+        let factors = 4;
+        let mixing: Vec<f32> = (0..factors * cols).map(|_| rng.normal()).collect();
+        let mut x = Vec::with_capacity(samples * cols);
+        for _ in 0..samples {
+            let z: Vec<f32> = (0..factors).map(|_| rng.normal()).collect();
+            for c in 0..cols {
+                let v: f32 = (0..factors).map(|f| z[f] * mixing[f * cols + c]).sum();
+                x.push(v + 0.1 * rng.normal());
+            }
+        }
+        x
+    }
+
+    fn output_error(w: &[f32], q: &[f32], x: &[f32], cols: usize) -> f64 {
+        let mut err = 0f64;
+        for (wr, qr) in w.chunks_exact(cols).zip(q.chunks_exact(cols)) {
+            for xs in x.chunks_exact(cols) {
+                let d: f32 = wr
+                    .iter()
+                    .zip(qr)
+                    .zip(xs)
+                    .map(|((a, b), v)| (a - b) * v)
+                    .sum();
+                err += (d as f64).powi(2);
+            }
+        }
+        err
+    }
+
+    #[test]
+    fn factors_reproduce_the_inverse() {
+        let mut rng = Rng::new(3);
+        let cols = 12;
+        let x = correlated_inputs(200, cols, &mut rng);
+        let moments = InputMoments::from_inputs(&x, cols);
+        let f = ErrorFeedback::new(&moments, &vec![1.0; cols], cols, 4, 0.01).unwrap();
+        // (UᵀU) H ≈ I, with H damped as in `new`.
+        let mean = (0..cols).map(|c| moments.matrix[c * cols + c]).sum::<f64>() / cols as f64;
+        for i in 0..cols {
+            for j in 0..cols {
+                let mut v = 0f64;
+                for p in 0..cols {
+                    let hinv: f64 = (0..cols)
+                        .map(|t| f.u[t * cols + i] as f64 * f.u[t * cols + p] as f64)
+                        .sum();
+                    let h = moments.matrix[p * cols + j] + if p == j { 0.01 * mean } else { 0.0 };
+                    v += hinv * h;
+                }
+                let want = if i == j { 1.0 } else { 0.0 };
+                assert!((v - want).abs() < 1e-3, "({i},{j}) {v}");
+            }
+        }
+    }
+
+    #[test]
+    fn feedback_lowers_the_output_error() {
+        let mut rng = Rng::new(5);
+        let (rows, cols, dim) = (1024, 32, 8);
+        let x = correlated_inputs(400, cols, &mut rng);
+        let w: Vec<f32> = (0..rows * cols).map(|_| rng.normal()).collect();
+        let config = TrainConfig {
+            books: 1,
+            dim,
+            beam: 4,
+            kmeans_iterations: 6,
+            rounds: 0,
+        };
+        let books = train(&w, &config, &mut Rng::new(1));
+        let plain = crate::codec::aq::decode(&books, &BeamEncoder::new(&books, 4).encode(&w));
+        let moments = InputMoments::from_inputs(&x, cols);
+        let feedback = ErrorFeedback::new(&moments, &vec![1.0; cols], cols, dim, 0.01).unwrap();
+        let mut target = w.clone();
+        let coded = encode(
+            &mut target,
+            f32::INFINITY,
+            &vec![Vec::new(); rows],
+            &books,
+            &feedback,
+            4,
+        );
+        let fed = crate::codec::aq::decode(&books, &coded.codes);
+        let (before, after) = (
+            output_error(&w, &plain, &x, cols),
+            output_error(&w, &fed, &x, cols),
+        );
+        assert!(after < 0.8 * before, "feedback {after} vs plain {before}");
+    }
+
+    #[test]
+    fn kept_values_are_exact() {
+        let mut rng = Rng::new(8);
+        let (rows, cols, dim) = (4, 16, 8);
+        let x = correlated_inputs(100, cols, &mut rng);
+        let w: Vec<f32> = (0..rows * cols).map(|_| rng.normal()).collect();
+        let config = TrainConfig {
+            books: 1,
+            dim,
+            beam: 2,
+            kmeans_iterations: 2,
+            rounds: 0,
+        };
+        let books = train(&w, &config, &mut Rng::new(1));
+        let feedback = ErrorFeedback::new(
+            &InputMoments::from_inputs(&x, cols),
+            &vec![1.0; cols],
+            cols,
+            dim,
+            0.01,
+        )
+        .unwrap();
+        let mut target = w.clone();
+        let outliers = vec![vec![0u16, 9], vec![], vec![15], vec![]];
+        let coded = encode(&mut target, 0.5, &outliers, &books, &feedback, 2);
+        let decoded = crate::codec::aq::decode(&books, &coded.codes);
+        for (r, kept) in coded.corrections.iter().enumerate() {
+            assert_eq!(kept.iter().map(|k| k.0).collect::<Vec<_>>(), outliers[r]);
+            for &(c, v) in kept {
+                let at = r * cols + c as usize;
+                assert!((decoded[at] + v - target[at]).abs() < 1e-6);
+            }
+        }
+        // Column 0 of row 0 is exact and first: nothing was propagated from it, so the
+        // final weight equals the original.
+        assert_eq!(target[0], w[0]);
+    }
+}

@@ -1,0 +1,104 @@
+//! What a projection's inputs look like: the second moment `E[x xᵀ]` of the vectors it
+//! multiplies, measured by running the uncompressed model. Its diagonal (each column's mean
+//! square input) weighs the codebook fit; the whole matrix drives error feedback
+//! ([`super::feedback`]), which makes later columns absorb the errors of earlier ones.
+
+use rayon::prelude::*;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// Input moments by tensor name. Projections that read the same input (a layer's q, k and v)
+/// may share one value.
+pub type Calibration = BTreeMap<String, Arc<InputMoments>>;
+
+/// `E[x xᵀ]` over `samples` input vectors of `cols` values, row-major `cols × cols`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InputMoments {
+    pub cols: usize,
+    pub samples: u64,
+    pub matrix: Vec<f64>,
+}
+
+/// Columns of the transposed inputs reduced per task; bounds the f32 partial sums.
+const SAMPLE_BLOCK: usize = 256;
+
+impl InputMoments {
+    /// Moments of `inputs`, `n × cols` row-major. Products are summed in f32 over blocks of
+    /// [`SAMPLE_BLOCK`] samples and the blocks in f64, in a fixed order (deterministic).
+    pub fn from_inputs(inputs: &[f32], cols: usize) -> Self {
+        assert!(cols > 0 && inputs.len().is_multiple_of(cols));
+        let n = inputs.len() / cols;
+        // Transposed: one contiguous run per column, so every entry is one dot product.
+        let mut columns = vec![0f32; inputs.len()];
+        for (s, x) in inputs.chunks_exact(cols).enumerate() {
+            for (c, &v) in x.iter().enumerate() {
+                columns[c * n + s] = v;
+            }
+        }
+        let mut matrix = vec![0f64; cols * cols];
+        matrix
+            .par_chunks_mut(cols)
+            .enumerate()
+            .for_each(|(i, row)| {
+                let a = &columns[i * n..(i + 1) * n];
+                for (j, out) in row.iter_mut().enumerate().skip(i) {
+                    let b = &columns[j * n..(j + 1) * n];
+                    let sum: f64 = a
+                        .chunks(SAMPLE_BLOCK)
+                        .zip(b.chunks(SAMPLE_BLOCK))
+                        .map(|(x, y)| dot8(x, y) as f64)
+                        .sum();
+                    *out = sum / n.max(1) as f64;
+                }
+            });
+        for i in 0..cols {
+            for j in 0..i {
+                matrix[i * cols + j] = matrix[j * cols + i];
+            }
+        }
+        Self {
+            cols,
+            samples: n as u64,
+            matrix,
+        }
+    }
+
+    /// Mean square input of each column (the diagonal).
+    pub fn power(&self) -> Vec<f32> {
+        (0..self.cols)
+            .map(|c| self.matrix[c * self.cols + c] as f32)
+            .collect()
+    }
+}
+
+/// Dot product with eight independent accumulators (vectorizes without fast-math).
+fn dot8(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0f32; 8];
+    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let tail: f32 = ca
+        .remainder()
+        .iter()
+        .zip(cb.remainder())
+        .map(|(x, y)| x * y)
+        .sum();
+    for (x, y) in ca.zip(cb) {
+        for k in 0..8 {
+            acc[k] += x[k] * y[k];
+        }
+    }
+    acc.iter().sum::<f32>() + tail
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn second_moment_of_a_few_vectors() {
+        // Samples (1, 2) and (3, -1): E[x xᵀ] = [[5, -0.5], [-0.5, 2.5]].
+        let m = InputMoments::from_inputs(&[1.0, 2.0, 3.0, -1.0], 2);
+        assert_eq!(m.samples, 2);
+        assert_eq!(m.matrix, vec![5.0, -0.5, -0.5, 2.5]);
+        assert_eq!(m.power(), vec![5.0, 2.5]);
+    }
+}
