@@ -40,7 +40,14 @@ fn check(mode: Mode) {
     let mut rng = Rng::new(4);
     let cols = tensors[0].cols();
     let inputs: Vec<f32> = (0..300 * cols)
-        .map(|i| rng.normal() * if i % cols % 17 == 0 { 7.0 } else { 1.0 })
+        .map(|i| {
+            rng.normal()
+                * if (i % cols).is_multiple_of(17) {
+                    7.0
+                } else {
+                    1.0
+                }
+        })
         .collect();
     calibration.insert(
         tensors[0].name.clone(),

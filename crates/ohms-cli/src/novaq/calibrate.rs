@@ -21,6 +21,9 @@ const WORKERS: usize = 2;
 /// (both start from BOS with the same sampler).
 const CALIBRATION_STREAM: u64 = 0xCA11_B4A7_E000;
 
+/// One projection's recorded inputs: tensor name, input width, `n × width` values.
+type Recorded = (String, usize, Vec<f32>);
+
 /// A dense projection that keeps every input it multiplies.
 struct Recording {
     name: String,
@@ -61,7 +64,7 @@ pub fn input_moments(
         .unwrap_or(1);
     let length = tokens.clamp(2, MAX_SEQUENCE);
     let sequences = tokens.div_ceil(length);
-    let runs: Vec<anyhow::Result<Vec<(String, usize, Vec<f32>)>>> = std::thread::scope(|scope| {
+    let runs: Vec<anyhow::Result<Vec<Recorded>>> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..WORKERS)
             .map(|worker| {
                 let config = config.clone();
@@ -84,7 +87,7 @@ pub fn input_moments(
             .collect()
     });
     // Inputs of all workers, in worker order, per projection.
-    let mut merged: Vec<(String, usize, Vec<f32>)> = Vec::new();
+    let mut merged: Vec<Recorded> = Vec::new();
     for run in runs {
         for (i, (name, cols, inputs)) in run?.into_iter().enumerate() {
             match merged.get_mut(i) {
@@ -124,7 +127,7 @@ fn record(
     count: usize,
     length: usize,
     seed: u64,
-) -> anyhow::Result<Vec<(String, usize, Vec<f32>)>> {
+) -> anyhow::Result<Vec<Recorded>> {
     let mut model = load_model_with(config, tensors.to_vec(), |t| Recording {
         name: t.name.clone(),
         inputs: RefCell::new(Vec::new()),
