@@ -9,6 +9,7 @@
 //! multiplied by `U_SS⁻¹`, which is the matching diagonal block of `V = U⁻¹`, `H = V Vᵀ`.
 
 use super::aq::{BeamEncoder, Codebooks};
+use super::linalg::dot;
 use super::moments::InputMoments;
 use rayon::prelude::*;
 
@@ -110,10 +111,10 @@ fn cholesky_lower_in_place(a: &mut [f64], n: usize) -> bool {
         let row = &mut rest[..n];
         for j in 0..i {
             let kj = &done[j * n..j * n + j + 1];
-            let s = row[j] - dot64(&row[..j], &kj[..j]);
+            let s = row[j] - dot::<f64, 4>(&row[..j], &kj[..j]);
             row[j] = s / kj[j];
         }
-        let d = row[i] - dot64(&row[..i], &row[..i]);
+        let d = row[i] - dot::<f64, 4>(&row[..i], &row[..i]);
         if d <= 0.0 || !d.is_finite() {
             return false;
         }
@@ -132,7 +133,7 @@ fn lower_inverse(k: &[f64], n: usize) -> Vec<f64> {
             let mut x = vec![0f64; n - j];
             x[0] = 1.0 / k[j * n + j];
             for i in j + 1..n {
-                let s = dot64(&k[i * n + j..i * n + i], &x[..i - j]);
+                let s = dot::<f64, 4>(&k[i * n + j..i * n + i], &x[..i - j]);
                 x[i - j] = -s / k[i * n + i];
             }
             x
@@ -145,23 +146,6 @@ fn lower_inverse(k: &[f64], n: usize) -> Vec<f64> {
         }
     }
     inverse
-}
-
-fn dot64(a: &[f64], b: &[f64]) -> f64 {
-    let mut acc = [0f64; 4];
-    let (ca, cb) = (a.chunks_exact(4), b.chunks_exact(4));
-    let tail: f64 = ca
-        .remainder()
-        .iter()
-        .zip(cb.remainder())
-        .map(|(x, y)| x * y)
-        .sum();
-    for (x, y) in ca.zip(cb) {
-        for k in 0..4 {
-            acc[k] += x[k] * y[k];
-        }
-    }
-    acc.iter().sum::<f64>() + tail
 }
 
 /// A matrix coded with error feedback.
@@ -279,6 +263,17 @@ mod tests {
         x
     }
 
+    fn one_book(w: &[f32], dim: usize, kmeans_iterations: usize) -> Codebooks {
+        let config = TrainConfig {
+            books: 1,
+            dim,
+            beam: 4,
+            kmeans_iterations,
+            rounds: 0,
+        };
+        train(w, &config, &mut Rng::new(1))
+    }
+
     fn output_error(w: &[f32], q: &[f32], x: &[f32], cols: usize) -> f64 {
         let mut err = 0f64;
         for (wr, qr) in w.chunks_exact(cols).zip(q.chunks_exact(cols)) {
@@ -326,14 +321,7 @@ mod tests {
         let (rows, cols, dim) = (1024, 32, 8);
         let x = correlated_inputs(400, cols, &mut rng);
         let w: Vec<f32> = (0..rows * cols).map(|_| rng.normal()).collect();
-        let config = TrainConfig {
-            books: 1,
-            dim,
-            beam: 4,
-            kmeans_iterations: 6,
-            rounds: 0,
-        };
-        let books = train(&w, &config, &mut Rng::new(1));
+        let books = one_book(&w, dim, 6);
         let plain = crate::codec::aq::decode(&books, &BeamEncoder::new(&books, 4).encode(&w));
         let moments = InputMoments::from_inputs(&x, cols);
         let feedback = ErrorFeedback::new(&moments, &vec![1.0; cols], cols, dim, 0.01).unwrap();
@@ -360,14 +348,7 @@ mod tests {
         let (rows, cols, dim) = (4, 16, 8);
         let x = correlated_inputs(100, cols, &mut rng);
         let w: Vec<f32> = (0..rows * cols).map(|_| rng.normal()).collect();
-        let config = TrainConfig {
-            books: 1,
-            dim,
-            beam: 2,
-            kmeans_iterations: 2,
-            rounds: 0,
-        };
-        let books = train(&w, &config, &mut Rng::new(1));
+        let books = one_book(&w, dim, 2);
         let feedback = ErrorFeedback::new(
             &InputMoments::from_inputs(&x, cols),
             &vec![1.0; cols],

@@ -1,4 +1,29 @@
-//! Dense symmetric positive-definite solves for the codebook least-squares update.
+//! Dense linear algebra for the codec: symmetric positive-definite solves for the codebook
+//! least-squares update, and an unrolled dot product.
+
+use core::iter::Sum;
+use core::ops::{Add, Mul};
+
+/// Dot product with `LANES` independent accumulators, so it vectorizes without fast-math.
+pub fn dot<T, const LANES: usize>(a: &[T], b: &[T]) -> T
+where
+    T: Copy + Default + Add<Output = T> + Mul<Output = T> + Sum,
+{
+    let mut acc = [T::default(); LANES];
+    let (ca, cb) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
+    let tail: T = ca
+        .remainder()
+        .iter()
+        .zip(cb.remainder())
+        .map(|(&x, &y)| x * y)
+        .sum();
+    for (x, y) in ca.zip(cb) {
+        for k in 0..LANES {
+            acc[k] = acc[k] + x[k] * y[k];
+        }
+    }
+    acc.into_iter().sum::<T>() + tail
+}
 
 /// Solves `A X = B` in place for symmetric positive-definite `a` (`n × n`, row-major) and `b`
 /// (`n × k`, row-major); `b` receives `X`. Returns `false` when `a` is not positive definite.

@@ -3,6 +3,7 @@
 //! square input) weighs the codebook fit; the whole matrix drives error feedback
 //! ([`super::feedback`]), which makes later columns absorb the errors of earlier ones.
 
+use super::linalg::dot;
 use rayon::prelude::*;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -46,7 +47,7 @@ impl InputMoments {
                     let sum: f64 = a
                         .chunks(SAMPLE_BLOCK)
                         .zip(b.chunks(SAMPLE_BLOCK))
-                        .map(|(x, y)| dot8(x, y) as f64)
+                        .map(|(x, y)| dot::<f32, 8>(x, y) as f64)
                         .sum();
                     *out = sum / n.max(1) as f64;
                 }
@@ -69,24 +70,6 @@ impl InputMoments {
             .map(|c| self.matrix[c * self.cols + c] as f32)
             .collect()
     }
-}
-
-/// Dot product with eight independent accumulators (vectorizes without fast-math).
-fn dot8(a: &[f32], b: &[f32]) -> f32 {
-    let mut acc = [0f32; 8];
-    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
-    let tail: f32 = ca
-        .remainder()
-        .iter()
-        .zip(cb.remainder())
-        .map(|(x, y)| x * y)
-        .sum();
-    for (x, y) in ca.zip(cb) {
-        for k in 0..8 {
-            acc[k] += x[k] * y[k];
-        }
-    }
-    acc.iter().sum::<f32>() + tail
 }
 
 #[cfg(test)]
