@@ -19,6 +19,7 @@ const PADDING_WEIGHT: f64 = 1e-6;
 /// The factors error feedback needs for one matrix of `cols` columns coded in vectors of `dim`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ErrorFeedback {
+    /// Padded width: a whole number of vectors.
     pub cols: usize,
     pub dim: usize,
     /// `U`, row-major `cols × cols` (upper triangle used).
@@ -103,8 +104,8 @@ impl ErrorFeedback {
     }
 }
 
-/// `H = K Kᵀ` in place (row-major, lower triangle written, upper left as is). `false` when not
-/// positive definite.
+/// `H = K Kᵀ` in place (row-major: K in the lower triangle, the upper one zeroed). `false` when
+/// not positive definite.
 fn cholesky_lower_in_place(a: &mut [f64], n: usize) -> bool {
     for i in 0..n {
         let (done, rest) = a.split_at_mut(i * n);
