@@ -355,7 +355,8 @@ fn compress_group(
         rounds: options.rounds,
     };
     let set = aq::train(&sample, &config, rng);
-    let encoder = BeamEncoder::new(&set, options.beam);
+    // Only tensors coded without error feedback use the plain encoder.
+    let encoder = std::cell::OnceCell::new();
     let shared = Arc::new(set.entries.clone());
     let encoded = members
         .iter()
@@ -395,7 +396,9 @@ fn compress_group(
                     additive::finalize_with_corrections(prep, &set, coded.codes, &coded.corrections)
                 }
                 None => {
-                    let codes = encoder.encode(&prep.target);
+                    let codes = encoder
+                        .get_or_init(|| BeamEncoder::new(&set, options.beam))
+                        .encode(&prep.target);
                     additive::finalize(&tensors[i], prep, &set, codes, options.outlier_fraction)
                 }
             };

@@ -118,19 +118,10 @@ impl Prepared {
         unclamped
             .par_chunks(self.padded_cols)
             .map(|row| {
-                let mut picked: Vec<(usize, f32)> = row[..self.cols]
-                    .iter()
-                    .enumerate()
-                    .filter(|&(_, v)| v.abs() > self.clamp)
-                    .map(|(c, &v)| (c, v.abs()))
-                    .collect();
-                if picked.len() > u8::MAX as usize {
-                    picked.sort_by(|a, b| b.1.total_cmp(&a.1));
-                    picked.truncate(u8::MAX as usize);
-                }
-                let mut columns: Vec<u16> = picked.into_iter().map(|(c, _)| c as u16).collect();
-                columns.sort_unstable();
-                columns
+                largest_beyond(&row[..self.cols], |_| 1.0, self.clamp)
+                    .into_iter()
+                    .map(|c| c as u16)
+                    .collect()
             })
             .collect()
     }
@@ -209,6 +200,23 @@ fn quantile(values: impl Iterator<Item = f32>, count: usize, q: f64) -> f32 {
     *sample.select_nth_unstable_by(at, f32::total_cmp).1
 }
 
+/// Columns of `row` whose magnitude times `weight(column)` exceeds `threshold`: at most 255 per
+/// row (what an outlier count byte holds), the largest, in column order.
+fn largest_beyond(row: &[f32], weight: impl Fn(usize) -> f32, threshold: f32) -> Vec<usize> {
+    let mut picked: Vec<(usize, f32)> = row
+        .iter()
+        .enumerate()
+        .map(|(c, &v)| (c, (v * weight(c)).abs()))
+        .filter(|&(_, m)| m > threshold)
+        .collect();
+    if picked.len() > u8::MAX as usize {
+        picked.sort_by(|a, b| b.1.total_cmp(&a.1));
+        picked.truncate(u8::MAX as usize);
+        picked.sort_by_key(|p| p.0);
+    }
+    picked.into_iter().map(|(c, _)| c).collect()
+}
+
 /// Builds the stored tensor from codes: row scales re-fitted by least squares against the
 /// clamped target, then the `outlier_fraction` of weights with the largest remaining error
 /// stored as f16 corrections (at most 255 per row, none when a column index would not fit
@@ -268,24 +276,9 @@ pub fn finalize(
     let per_row: Vec<Vec<(u16, u16)>> = fitted
         .par_iter()
         .map(|(_, errors)| {
-            let mut picked: Vec<(usize, f32)> = errors
-                .iter()
-                .enumerate()
-                .filter(|&(c, e)| (e * emphasis[c]).abs() > threshold)
-                .map(|(c, &e)| (c, e))
-                .collect();
-            if picked.len() > u8::MAX as usize {
-                picked.sort_by(|a, b| {
-                    (b.1 * emphasis[b.0])
-                        .abs()
-                        .total_cmp(&(a.1 * emphasis[a.0]).abs())
-                });
-                picked.truncate(u8::MAX as usize);
-                picked.sort_by_key(|p| p.0);
-            }
-            picked
+            largest_beyond(errors, |c| emphasis[c], threshold)
                 .into_iter()
-                .map(|(c, e)| (c as u16, f16_bits(e)))
+                .map(|c| (c as u16, f16_bits(errors[c])))
                 .collect()
         })
         .collect();
