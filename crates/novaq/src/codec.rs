@@ -1,7 +1,8 @@
 //! Compression of a model's tensors (needs `std`: it runs on both cores with rayon).
 //!
-//! - [`Mode::Additive`]: rows normalized by their RMS, the heavy tail clamped, additive vector
-//!   quantization with codebooks fitted per tensor or shared ([`plan`]). Without input moments,
+//! - [`Mode::Additive`]: the input space randomly rotated ([`crate::rotation`]), rows
+//!   normalized by their RMS, the heavy tail clamped, additive vector quantization with
+//!   codebooks fitted per tensor or shared ([`plan`]). Without input moments,
 //!   row scales are re-fitted and the largest remaining errors kept as sparse outliers. With
 //!   them ([`moments`]), columns are weighed by their inputs' power and codes are chosen block
 //!   by block with error feedback ([`feedback`]); the largest weights are kept exact.
@@ -25,11 +26,14 @@ pub use moments::{Calibration, InputMoments};
 
 use crate::format::blob::{AqTensor, ScalarTensor};
 use crate::kernel::{AqMatrix, QuantizedMatrix, ScalarMatrix};
+use crate::rotation::Rotation;
 use crate::tensor::{SourceDType, Tensor};
 use aq::{BeamEncoder, Codebooks, TrainConfig};
 use feedback::ErrorFeedback;
 use indicatif::{ProgressBar, ProgressStyle};
+use rayon::prelude::*;
 use rng::Rng;
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -60,6 +64,9 @@ pub struct Options {
     /// Diagonal damping of the input moments for error feedback, as a share of their mean
     /// diagonal: larger trusts the calibration less.
     pub damping: f64,
+    /// Code additively quantized matrices in a random rotation of their input space
+    /// ([`crate::rotation`]), which makes their rows close to Gaussian.
+    pub rotate: bool,
     /// Draw a progress bar on stderr.
     pub progress: bool,
 }
@@ -107,6 +114,7 @@ impl Options {
             kmeans_iterations: 12,
             error_feedback: true,
             damping: 1.0,
+            rotate: true,
             progress: false,
         }
     }
@@ -242,7 +250,7 @@ pub fn compress_calibrated(
     }
     let mut rng = Rng::new(options.seed);
     let mut group_count = 0u64;
-    let mut factors = FeedbackCache::new();
+    let mut caches = Caches::default();
     for (mode, indices) in by_mode {
         match mode {
             Mode::Scalar { bits } => {
@@ -276,7 +284,7 @@ pub fn compress_calibrated(
                         tensors,
                         &group,
                         calibration,
-                        &mut factors,
+                        &mut caches,
                         options,
                         &mut group_rng,
                         &bar,
@@ -312,8 +320,6 @@ pub fn compress_calibrated(
     }
 }
 
-/// Fits one codebook set to the members of a group and encodes each member against it.
-/// Returns the set and, per member, the stored tensor with its decoded weights.
 /// Tensors sharing one codebook set of `books` books of `dim`-vectors.
 struct Group<'a> {
     members: &'a [usize],
@@ -321,15 +327,37 @@ struct Group<'a> {
     dim: usize,
 }
 
-/// Error-feedback factors by (moments, padded width, vector length): projections reading the
-/// same input share them.
-type FeedbackCache = BTreeMap<(usize, usize, usize), Arc<ErrorFeedback>>;
+/// What projections reading the same input share, keyed by the address of their measured
+/// moments.
+#[derive(Default)]
+struct Caches {
+    /// Moments of the rotated inputs.
+    rotated: BTreeMap<usize, Arc<InputMoments>>,
+    /// Error-feedback factors by (rotated moments, padded width, vector length).
+    feedback: BTreeMap<(usize, usize, usize), Arc<ErrorFeedback>>,
+}
 
+/// Mixed into the seed for the rotations, so they do not repeat the sampling stream.
+const ROTATION_SALT: u64 = 0x0F7A_7E5E_ED00_0001;
+
+/// Row `r` of the result is `T w_r`: the matrix `W Tᵀ` that inputs `T x` multiply.
+fn rotated(tensor: &Tensor, rotation: &Rotation) -> Tensor {
+    let mut data = tensor.data.clone();
+    data.par_chunks_mut(tensor.cols())
+        .for_each(|row| rotation.apply(row));
+    Tensor {
+        data,
+        ..tensor.clone()
+    }
+}
+
+/// Fits one codebook set to the members of a group and encodes each member against it.
+/// Returns the set and, per member, the stored tensor with its decoded weights.
 fn compress_group(
     tensors: &[Tensor],
     group: &Group<'_>,
     calibration: &Calibration,
-    factors: &mut FeedbackCache,
+    caches: &mut Caches,
     options: &Options,
     rng: &mut Rng,
     bar: &ProgressBar,
@@ -339,11 +367,34 @@ fn compress_group(
         books,
         dim,
     } = *group;
-    let prepared: Vec<additive::Prepared> = members
+    let rotation_seed = options.rotate.then_some(options.seed ^ ROTATION_SALT);
+    // The matrices as coded, with the moments of the inputs they then multiply.
+    let coded: Vec<(Cow<'_, Tensor>, Option<Arc<InputMoments>>)> = members
         .iter()
         .map(|&i| {
-            let power = calibration.get(&tensors[i].name).map(|m| m.power());
-            additive::prepare(&tensors[i], dim, options.outlier_fraction, power.as_deref())
+            let tensor = &tensors[i];
+            let moments = calibration.get(&tensor.name);
+            match rotation_seed {
+                Some(seed) => {
+                    let rotation = Rotation::new(tensor.cols(), seed);
+                    let moments = moments.map(|m| {
+                        caches
+                            .rotated
+                            .entry(Arc::as_ptr(m) as usize)
+                            .or_insert_with(|| Arc::new(m.rotated(&rotation)))
+                            .clone()
+                    });
+                    (Cow::Owned(rotated(tensor, &rotation)), moments)
+                }
+                None => (Cow::Borrowed(tensor), moments.cloned()),
+            }
+        })
+        .collect();
+    let prepared: Vec<additive::Prepared> = coded
+        .iter()
+        .map(|(tensor, moments)| {
+            let power = moments.as_ref().map(|m| m.power());
+            additive::prepare(tensor, dim, options.outlier_fraction, power.as_deref())
         })
         .collect();
     let sample = training_sample(&prepared, dim, options.train_vectors, rng);
@@ -358,17 +409,16 @@ fn compress_group(
     // Only tensors coded without error feedback use the plain encoder.
     let encoder = std::cell::OnceCell::new();
     let shared = Arc::new(set.entries.clone());
-    let encoded = members
+    let encoded = coded
         .iter()
         .zip(&prepared)
-        .map(|(&i, prep)| {
-            let feedback = options
-                .error_feedback
-                .then(|| calibration.get(&tensors[i].name))
-                .flatten()
+        .map(|((tensor, moments), prep)| {
+            let feedback = moments
+                .as_ref()
+                .filter(|_| options.error_feedback)
                 .and_then(|moments| {
                     let key = (Arc::as_ptr(moments) as usize, prep.padded_cols, dim);
-                    if let Some(f) = factors.get(&key) {
+                    if let Some(f) = caches.feedback.get(&key) {
                         return Some(f.clone());
                     }
                     let f = Arc::new(ErrorFeedback::new(
@@ -378,12 +428,12 @@ fn compress_group(
                         dim,
                         options.damping,
                     )?);
-                    factors.insert(key, f.clone());
+                    caches.feedback.insert(key, f.clone());
                     Some(f)
                 });
-            let stored = match feedback {
+            let mut stored = match feedback {
                 Some(feedback) => {
-                    let mut target = prep.unclamped(&tensors[i]);
+                    let mut target = prep.unclamped(tensor);
                     let outliers = prep.outlier_columns(&target);
                     let coded = feedback::encode(
                         &mut target,
@@ -399,12 +449,13 @@ fn compress_group(
                     let codes = encoder
                         .get_or_init(|| BeamEncoder::new(&set, options.beam))
                         .encode(&prep.target);
-                    additive::finalize(&tensors[i], prep, &set, codes, options.outlier_fraction)
+                    additive::finalize(tensor, prep, &set, codes, options.outlier_fraction)
                 }
             };
+            stored.rotation = rotation_seed;
             let decoded =
                 QuantizedMatrix::from(AqMatrix::new(stored.clone(), shared.clone())).dequantize();
-            bar.inc(tensors[i].numel() as u64);
+            bar.inc(tensor.numel() as u64);
             (stored, decoded)
         })
         .collect();

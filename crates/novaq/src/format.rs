@@ -33,7 +33,9 @@
 //! - [`Codec::Aq`] — additive vector quantization: per-row f16 scales, optional per-column f16
 //!   scales (when activation statistics weighted the fit), `books` one-byte codes per
 //!   `dim` weights into the codebook set [`Codec::Aq::codebook`] (an index into
-//!   [`Manifest::codebooks`], possibly shared with other tensors), and sparse outliers;
+//!   [`Manifest::codebooks`], possibly shared with other tensors), and sparse outliers; with
+//!   a rotation seed the codes hold `W Tᵀ` for the orthogonal transform
+//!   [`crate::rotation::Rotation`] of that seed (see [`blob`]);
 //! - [`Codec::Scalar`] — group-wise symmetric 8- or 4-bit integers with f16 group scales.
 //!
 //! Reading is `no_std + alloc` (agent canisters parse manifests and shards inside wasm);

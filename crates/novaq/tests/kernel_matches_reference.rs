@@ -24,13 +24,15 @@ fn random_tensor(name: &str, rows: usize, cols: usize, seed: u64) -> Tensor {
     Tensor::new(name, vec![rows, cols], data)
 }
 
-fn check(mode: Mode) {
-    // 101 columns: a ragged last vector (dim 4 and 8) and a ragged last scalar group.
+fn check(mode: Mode, rotate: bool) {
+    // 101 columns: a ragged last vector (dim 4 and 8) and a ragged last scalar group (and a
+    // rotation of signs alone); 96 = 3 · 32 columns: a rotation that mixes runs.
     let tensors = [
         random_tensor("blk.0.attn_q.weight", 48, 101, 1),
-        random_tensor("blk.1.attn_q.weight", 16, 128, 2),
+        random_tensor("blk.1.attn_q.weight", 16, 96, 2),
     ];
     let mut options = Options::new(mode);
+    options.rotate = rotate;
     options.train_vectors = 4096;
     options.rounds = 1;
     options.kmeans_iterations = 3;
@@ -56,6 +58,7 @@ fn check(mode: Mode) {
     let compressed = compress_calibrated(&tensors, &calibration, &options);
     if let novaq::codec::Encoding::Additive { tensor, .. } = &compressed.tensors[0].encoding {
         assert_eq!(tensor.column_scales.len(), tensors[0].cols());
+        assert_eq!(tensor.rotation.is_some(), rotate);
     }
     let (manifest, shards) = package(&compressed, ModelInfo::default(), 1000);
     let mut reader =
@@ -100,25 +103,30 @@ fn check(mode: Mode) {
 
 #[test]
 fn additive_two_bit() {
-    check(Mode::Additive { books: 2, dim: 8 });
+    check(Mode::Additive { books: 2, dim: 8 }, true);
+}
+
+#[test]
+fn additive_two_bit_unrotated() {
+    check(Mode::Additive { books: 2, dim: 8 }, false);
 }
 
 #[test]
 fn additive_four_bit() {
-    check(Mode::Additive { books: 2, dim: 4 });
+    check(Mode::Additive { books: 2, dim: 4 }, true);
 }
 
 #[test]
 fn additive_three_books() {
-    check(Mode::Additive { books: 3, dim: 8 });
+    check(Mode::Additive { books: 3, dim: 8 }, true);
 }
 
 #[test]
 fn scalar_q4() {
-    check(Mode::Scalar { bits: 4 });
+    check(Mode::Scalar { bits: 4 }, false);
 }
 
 #[test]
 fn scalar_q8() {
-    check(Mode::Scalar { bits: 8 });
+    check(Mode::Scalar { bits: 8 }, false);
 }

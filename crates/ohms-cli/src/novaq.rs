@@ -73,6 +73,12 @@ pub struct CompressArgs {
     /// diagonal (larger trusts the calibration less).
     #[arg(long)]
     pub damping: Option<f64>,
+    /// Code matrices as they are, without rotating their input space first.
+    #[arg(long)]
+    pub no_rotation: bool,
+    /// Share of weights kept exactly as sparse outliers, from 0 to 0.05 (default: the mode's).
+    #[arg(long)]
+    pub outlier_fraction: Option<f64>,
     /// Bytes per shard.
     #[arg(long, default_value_t = novaq::format::write::DEFAULT_SHARD_SIZE)]
     pub shard_size: u64,

@@ -21,6 +21,17 @@ fn scratch(name: &str) -> PathBuf {
     dir
 }
 
+/// The trained 260K-parameter fixture, when `../shared` is beside the project.
+fn stories_fixture() -> Option<PathBuf> {
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/fixtures/stories260Ktok512.gguf");
+    if !fixture.exists() {
+        eprintln!("skipping: {} not present", fixture.display());
+        return None;
+    }
+    Some(fixture)
+}
+
 /// A safetensors file with one 64 × 64 f32 matrix and one vector.
 fn write_safetensors(path: &Path) {
     let matrix: Vec<f32> = (0..64 * 64)
@@ -90,6 +101,7 @@ fn bad_inputs_are_clear_errors_not_panics() {
         ("--tensor-mode", "attn_v", "KEY=MODE"),
         ("--tensor-mode", "attn_v=5bit", "unknown mode"),
         ("--damping", "0", "--damping"),
+        ("--outlier-fraction", "0.5", "--outlier-fraction"),
     ] {
         let o = ohms(&[
             "novaq",
@@ -182,37 +194,11 @@ fn compress_inspect_verify_and_a_corrupted_shard() {
 
 #[test]
 fn eval_on_the_stories_fixture() {
-    let fixture = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/fixtures/stories260Ktok512.gguf");
-    if !fixture.exists() {
-        eprintln!("skipping: {} not present", fixture.display());
+    let Some(fixture) = stories_fixture() else {
         return;
-    }
+    };
     let dir = scratch("eval");
-    let out = dir.join("model");
-    let o = ohms(&[
-        "novaq",
-        "compress",
-        fixture.to_str().unwrap(),
-        "-o",
-        out.to_str().unwrap(),
-        "--mode",
-        "q8",
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    let o = ohms(&[
-        "novaq",
-        "eval",
-        fixture.to_str().unwrap(),
-        out.to_str().unwrap(),
-        "--sequences",
-        "2",
-        "--sequence-length",
-        "24",
-        "--json",
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    let eval: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let eval = compress_and_eval(&fixture, &dir, "model", &["--mode", "q8"]);
     let ratio = eval["perplexity_ratio"].as_f64().unwrap();
     assert!((0.9..1.1).contains(&ratio), "q8 perplexity ratio {ratio}");
     assert!(eval["top1_agreement"].as_f64().unwrap() > 0.8);
@@ -220,14 +206,62 @@ fn eval_on_the_stories_fixture() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// Compresses the stories fixture with `flags` and returns the eval report against it.
+fn compress_and_eval(fixture: &Path, dir: &Path, name: &str, flags: &[&str]) -> serde_json::Value {
+    let out = dir.join(name);
+    let mut args = vec![
+        "novaq",
+        "compress",
+        fixture.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+    ];
+    args.extend_from_slice(flags);
+    let o = ohms(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = ohms(&[
+        "novaq",
+        "eval",
+        fixture.to_str().unwrap(),
+        out.to_str().unwrap(),
+        "--sequences",
+        "8",
+        "--sequence-length",
+        "128",
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    serde_json::from_slice(&o.stdout).unwrap()
+}
+
+#[test]
+fn rotation_lowers_the_error_of_a_trained_model() {
+    let Some(fixture) = stories_fixture() else {
+        return;
+    };
+    let dir = scratch("rotation");
+    let rotated = compress_and_eval(&fixture, &dir, "rotated", &["--mode", "4bit"]);
+    let plain = compress_and_eval(
+        &fixture,
+        &dir,
+        "plain",
+        &["--mode", "4bit", "--no-rotation"],
+    );
+    let kl = |r: &serde_json::Value| r["mean_kl_divergence"].as_f64().unwrap();
+    assert!(
+        kl(&rotated) < 0.95 * kl(&plain),
+        "KL rotated {} vs plain {}",
+        kl(&rotated),
+        kl(&plain)
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 #[test]
 fn sensitivity_ranks_every_kind_of_matrix() {
-    let fixture = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/fixtures/stories260Ktok512.gguf");
-    if !fixture.exists() {
-        eprintln!("skipping: {} not present", fixture.display());
+    let Some(fixture) = stories_fixture() else {
         return;
-    }
+    };
     let o = ohms(&[
         "novaq",
         "sensitivity",

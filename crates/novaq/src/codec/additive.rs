@@ -157,6 +157,7 @@ pub fn finalize_with_corrections(
         column_scales: prepared.column_scales.clone(),
         codes,
         outliers,
+        rotation: None,
     }
 }
 
@@ -299,5 +300,6 @@ pub fn finalize(
         column_scales: prepared.column_scales.clone(),
         codes,
         outliers,
+        rotation: None,
     }
 }

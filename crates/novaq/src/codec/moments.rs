@@ -4,6 +4,7 @@
 //! ([`super::feedback`]), which makes later columns absorb the errors of earlier ones.
 
 use super::linalg::dot;
+use crate::rotation::Rotation;
 use rayon::prelude::*;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -64,6 +65,26 @@ impl InputMoments {
         }
     }
 
+    /// The moments of `T x`: `T E[x xᵀ] Tᵀ`, for inputs that a rotated matrix multiplies.
+    pub fn rotated(&self, rotation: &Rotation) -> Self {
+        let n = self.cols;
+        let mut matrix = self.matrix.clone();
+        // Rows of E[x xᵀ] rotated give E[x xᵀ] Tᵀ; its transpose (T E[x xᵀ]) rotated row by
+        // row gives the result, symmetric again.
+        matrix.par_chunks_mut(n).for_each(|row| rotation.apply(row));
+        for i in 0..n {
+            for j in 0..i {
+                matrix.swap(i * n + j, j * n + i);
+            }
+        }
+        matrix.par_chunks_mut(n).for_each(|row| rotation.apply(row));
+        Self {
+            cols: n,
+            samples: self.samples,
+            matrix,
+        }
+    }
+
     /// Mean square input of each column (the diagonal).
     pub fn power(&self) -> Vec<f32> {
         (0..self.cols)
@@ -83,5 +104,23 @@ mod tests {
         assert_eq!(m.samples, 2);
         assert_eq!(m.matrix, vec![5.0, -0.5, -0.5, 2.5]);
         assert_eq!(m.power(), vec![5.0, 2.5]);
+    }
+
+    #[test]
+    fn rotated_moments_are_the_moments_of_rotated_inputs() {
+        let cols = 24;
+        let inputs: Vec<f32> = (0..cols * 40)
+            .map(|i| ((i * 7919 % 61) as f32 - 30.0) / 10.0 + if i % cols == 5 { 4.0 } else { 0.0 })
+            .collect();
+        let rotation = Rotation::new(cols, 9);
+        let mut rotated_inputs = inputs.clone();
+        for x in rotated_inputs.chunks_exact_mut(cols) {
+            rotation.apply(x);
+        }
+        let direct = InputMoments::from_inputs(&rotated_inputs, cols);
+        let rotated = InputMoments::from_inputs(&inputs, cols).rotated(&rotation);
+        for (a, b) in direct.matrix.iter().zip(&rotated.matrix) {
+            assert!((a - b).abs() < 1e-4 * (1.0 + a.abs()), "{a} vs {b}");
+        }
     }
 }

@@ -10,7 +10,9 @@
 //!   vector, one code per book), `outlier_counts: rows × u8`, then for every outlier in row order
 //!   `column: u16`, then for every outlier `correction: f16`. Weight `(r, c)` decodes to
 //!   `scale_r · column_scale_c · Σ_m C_m[code_{r, c/dim, m}][c mod dim]` (column scale 1 when
-//!   absent), plus the correction when `(r, c)` is an outlier.
+//!   absent), plus the correction when `(r, c)` is an outlier. When the manifest gives the tensor
+//!   a rotation seed, these are the weights of `W Tᵀ` ([`crate::rotation`]): row `r` of `W` is
+//!   `Tᵀ` applied to decoded row `r`, and products take `T x` as input.
 //! - **scalar tensor** (`rows × cols`, groups of `group` weights along each row, the row padded
 //!   to `cols_padded = ⌈cols / group⌉ · group`): `scales: rows × groups × f16`, then values:
 //!   8 bits → one `i8` per weight (`w = scale · q`); 4 bits → two weights per byte, low nibble
@@ -48,6 +50,9 @@ pub struct AqTensor {
     pub column_scales: Vec<u16>,
     pub codes: Vec<u8>,
     pub outliers: Outliers,
+    /// Seed of the [`Rotation`](crate::rotation::Rotation) the rows were coded in, or `None`
+    /// when they were coded as they are. Kept in the manifest, not in the blob.
+    pub rotation: Option<u64>,
 }
 
 /// Weights stored as an exact correction on top of their quantized value, row by row.
@@ -145,6 +150,7 @@ impl AqTensor {
                 columns,
                 corrections,
             },
+            rotation: None,
         })
     }
 }

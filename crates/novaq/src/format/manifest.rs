@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 /// Value of [`Manifest::format`].
 pub const FORMAT_NAME: &str = "ohms-novaq";
 /// The manifest version this crate writes and reads.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Manifest {
@@ -130,6 +130,8 @@ pub enum Codec {
         outliers: u64,
         /// The blob carries per-column scales.
         column_scales: bool,
+        /// Seed of the rotation the rows were coded in ([`crate::rotation::Rotation`]).
+        rotation: Option<u64>,
     },
     Scalar {
         bits: u32,

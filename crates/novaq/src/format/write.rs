@@ -47,6 +47,7 @@ pub fn package(
                         codebook: *codebook as u32,
                         outliers: tensor.outliers.len() as u64,
                         column_scales: !tensor.column_scales.is_empty(),
+                        rotation: tensor.rotation,
                     },
                     tensor.to_bytes(),
                 ),

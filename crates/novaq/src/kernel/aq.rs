@@ -1,6 +1,7 @@
 //! Look-up-table matrix-vector product for additively quantized matrices.
 
 use crate::format::blob::{AqTensor, f16_value};
+use crate::rotation::Rotation;
 use alloc::sync::Arc;
 use alloc::vec;
 use alloc::vec::Vec;
@@ -23,6 +24,8 @@ pub struct AqMatrix {
     outlier_rows: Vec<u32>,
     outlier_cols: Vec<u32>,
     outlier_values: Vec<f32>,
+    /// The transform the rows were coded in: inputs are rotated before the look-ups.
+    rotation: Option<Rotation>,
 }
 
 impl AqMatrix {
@@ -54,6 +57,7 @@ impl AqMatrix {
                 .iter()
                 .map(|&v| f16_value(v))
                 .collect(),
+            rotation: tensor.rotation.map(|seed| Rotation::new(tensor.cols, seed)),
         }
     }
 
@@ -70,6 +74,16 @@ impl AqMatrix {
     }
 
     pub fn matvec(&self, x: &[f32], out: &mut [f32]) {
+        let rotated: Vec<f32>;
+        let x = match &self.rotation {
+            Some(rotation) => {
+                let mut v = x.to_vec();
+                rotation.apply(&mut v);
+                rotated = v;
+                &rotated[..]
+            }
+            None => x,
+        };
         let (dim, books) = (self.dim, self.books);
         let per_row = self.codes_per_row();
         // table[(piece · books + book) · 256 + code] = x_piece · C_book[code]
@@ -144,6 +158,11 @@ impl AqMatrix {
             .zip(&self.outlier_values)
         {
             out[r as usize * self.cols + c as usize] += v;
+        }
+        if let Some(rotation) = &self.rotation {
+            for row in out.chunks_exact_mut(self.cols) {
+                rotation.undo(row);
+            }
         }
         out
     }

@@ -60,8 +60,9 @@ impl<'a> ModelReader<'a> {
                 codebook,
                 outliers,
                 column_scales,
+                rotation,
             } => {
-                let tensor = AqTensor::from_bytes(
+                let mut tensor = AqTensor::from_bytes(
                     &bytes,
                     (rows, cols),
                     dim as usize,
@@ -69,6 +70,7 @@ impl<'a> ModelReader<'a> {
                     outliers as usize,
                     column_scales,
                 )?;
+                tensor.rotation = rotation;
                 let books = self.codebook_set(codebook as usize)?;
                 Ok(AqMatrix::new(tensor, books).into())
             }

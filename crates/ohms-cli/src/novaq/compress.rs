@@ -8,6 +8,9 @@ use novaq::format::write::{ModelInfo, package};
 use novaq::report::CompressionReport;
 use std::time::Instant;
 
+/// Beyond this, outliers cost more than the codes they correct (and rows hold at most 255).
+const MAX_OUTLIER_FRACTION: f64 = 0.05;
+
 pub fn run(args: &CompressArgs) -> anyhow::Result<()> {
     let mode = Mode::parse(&args.mode, args.bits).map_err(|e| anyhow!(e))?;
     let embedding_mode = match &args.embedding_mode {
@@ -27,6 +30,11 @@ pub fn run(args: &CompressArgs) -> anyhow::Result<()> {
         && !(damping > 0.0 && damping.is_finite())
     {
         bail!("--damping must be a positive number, not {damping}");
+    }
+    if let Some(fraction) = args.outlier_fraction
+        && !(0.0..=MAX_OUTLIER_FRACTION).contains(&fraction)
+    {
+        bail!("--outlier-fraction must lie between 0 and {MAX_OUTLIER_FRACTION}, not {fraction}");
     }
     let source = source::open(&args.input)?;
     if source.tensors.is_empty() {
@@ -49,6 +57,10 @@ pub fn run(args: &CompressArgs) -> anyhow::Result<()> {
     options.error_feedback = !args.no_error_feedback;
     if let Some(damping) = args.damping {
         options.damping = damping;
+    }
+    options.rotate = !args.no_rotation;
+    if let Some(fraction) = args.outlier_fraction {
+        options.outlier_fraction = fraction;
     }
     let calibration = match mode {
         Mode::Additive { .. } if args.calibration_tokens > 0 => {

@@ -116,8 +116,12 @@ pub fn run(dir: &Path, json: bool) -> anyhow::Result<()> {
                 dim,
                 codebook,
                 outliers,
+                rotation,
                 ..
-            } => format!("aq {books}x{dim} set {codebook}, {outliers} outliers"),
+            } => format!(
+                "aq {books}x{dim} set {codebook}, {outliers} outliers{}",
+                if rotation.is_some() { ", rotated" } else { "" }
+            ),
             Codec::Scalar { bits, group } => format!("q{bits} groups of {group}"),
         };
         println!(
