@@ -54,8 +54,8 @@ pub struct CompressArgs {
     #[arg(long)]
     pub embedding_mode: Option<String>,
     /// KEY=MODE: tensors named KEY, or with KEY as one dot-separated part of their name, in
-    /// MODE (e.g. attn_v=q8). Repeatable; ahead of the mode's presets (2bit: attn_v=4bit;
-    /// 4bit: attn_v=q8).
+    /// MODE (e.g. attn_v=q8). Repeatable; ahead of the mode's presets (2bit: attn_v=4bit,
+    /// attn_k=4bit; 4bit: attn_v=q8).
     #[arg(long, value_name = "KEY=MODE")]
     pub tensor_mode: Vec<String>,
     #[arg(long, default_value_t = 0)]
@@ -73,6 +73,9 @@ pub struct CompressArgs {
     /// diagonal (larger trusts the calibration less).
     #[arg(long)]
     pub damping: Option<f64>,
+    /// Candidates the code search keeps per vector (more: closer codes, slower).
+    #[arg(long)]
+    pub beam: Option<usize>,
     /// Code matrices as they are, without rotating their input space first.
     #[arg(long)]
     pub no_rotation: bool,

@@ -102,6 +102,7 @@ fn bad_inputs_are_clear_errors_not_panics() {
         ("--tensor-mode", "attn_v=5bit", "unknown mode"),
         ("--damping", "0", "--damping"),
         ("--outlier-fraction", "0.5", "--outlier-fraction"),
+        ("--beam", "0", "--beam"),
     ] {
         let o = ohms(&[
             "novaq",

@@ -8,6 +8,9 @@ use novaq::format::write::{ModelInfo, package};
 use novaq::report::CompressionReport;
 use std::time::Instant;
 
+/// Wider beams cost time in proportion and have stopped paying long before.
+const MAX_BEAM: usize = 64;
+
 /// Beyond this, outliers cost more than the codes they correct (and rows hold at most 255).
 const MAX_OUTLIER_FRACTION: f64 = 0.05;
 
@@ -30,6 +33,12 @@ pub fn run(args: &CompressArgs) -> anyhow::Result<()> {
         && !(damping > 0.0 && damping.is_finite())
     {
         bail!("--damping must be a positive number, not {damping}");
+    }
+    if args
+        .beam
+        .is_some_and(|beam| !(1..=MAX_BEAM).contains(&beam))
+    {
+        bail!("--beam must lie between 1 and {MAX_BEAM}");
     }
     if let Some(fraction) = args.outlier_fraction
         && !(0.0..=MAX_OUTLIER_FRACTION).contains(&fraction)
@@ -59,6 +68,9 @@ pub fn run(args: &CompressArgs) -> anyhow::Result<()> {
         options.damping = damping;
     }
     options.rotate = !args.no_rotation;
+    if let Some(beam) = args.beam {
+        options.beam = beam;
+    }
     if let Some(fraction) = args.outlier_fraction {
         options.outlier_fraction = fraction;
     }
