@@ -79,12 +79,9 @@ impl Rotation {
         }
     }
 
-    pub fn len(&self) -> usize {
-        self.n
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.n == 0
+    /// Bytes the transform holds (signs and the run-mixing matrix).
+    pub fn resident_bytes(&self) -> usize {
+        self.flipped.len() + 8 * self.mix.len()
     }
 
     /// `v ← T v`. Panics when `v.len()` is not the transform's length.

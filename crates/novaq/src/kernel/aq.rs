@@ -171,5 +171,6 @@ impl AqMatrix {
         self.codes.len()
             + 4 * (self.scales.len() + self.column_scales.len())
             + 12 * self.outlier_values.len()
+            + self.rotation.as_ref().map_or(0, Rotation::resident_bytes)
     }
 }
