@@ -140,17 +140,23 @@ impl Rotation {
             return;
         }
         let runs = self.n / self.run;
+        // C (or Cᵀ) in the vector's precision: converted once per call, not once per product.
+        let mix: Vec<T> = (0..runs * runs)
+            .map(|i| {
+                let (k, g) = (i / runs, i % runs);
+                T::of(if transposed {
+                    self.mix[g * runs + k]
+                } else {
+                    self.mix[i]
+                })
+            })
+            .collect();
         let mut column = vec![T::default(); runs];
         for j in 0..self.run {
-            for (k, out) in column.iter_mut().enumerate() {
+            for (out, row) in column.iter_mut().zip(mix.chunks_exact(runs)) {
                 let mut sum = T::default();
-                for g in 0..runs {
-                    let c = if transposed {
-                        self.mix[g * runs + k]
-                    } else {
-                        self.mix[k * runs + g]
-                    };
-                    sum = sum + T::of(c) * v[g * self.run + j];
+                for (g, &c) in row.iter().enumerate() {
+                    sum = sum + c * v[g * self.run + j];
                 }
                 *out = sum;
             }
