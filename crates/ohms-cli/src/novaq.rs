@@ -73,6 +73,11 @@ pub struct CompressArgs {
     /// diagonal (larger trusts the calibration less).
     #[arg(long)]
     pub damping: Option<f64>,
+    /// Sweeps of block coordinate descent after error feedback: each searches every block's
+    /// codes again given all the others (default: 2 in 2bit mode, none in 4bit, 1 otherwise;
+    /// 0 keeps error feedback's codes).
+    #[arg(long)]
+    pub refine_sweeps: Option<usize>,
     /// Candidates the code search keeps per vector (more: closer codes, slower).
     #[arg(long)]
     pub beam: Option<usize>,

@@ -103,6 +103,7 @@ fn bad_inputs_are_clear_errors_not_panics() {
         ("--damping", "0", "--damping"),
         ("--outlier-fraction", "0.5", "--outlier-fraction"),
         ("--beam", "0", "--beam"),
+        ("--refine-sweeps", "9", "--refine-sweeps"),
     ] {
         let o = ohms(&[
             "novaq",
@@ -254,6 +255,34 @@ fn rotation_lowers_the_error_of_a_trained_model() {
         "KL rotated {} vs plain {}",
         kl(&rotated),
         kl(&plain)
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn refinement_sweeps_lower_the_divergence_of_a_trained_model() {
+    let Some(fixture) = stories_fixture() else {
+        return;
+    };
+    let dir = scratch("refine");
+    let refined = compress_and_eval(
+        &fixture,
+        &dir,
+        "refined",
+        &["--mode", "4bit", "--refine-sweeps", "1"],
+    );
+    let fed_back = compress_and_eval(
+        &fixture,
+        &dir,
+        "fed-back",
+        &["--mode", "4bit", "--refine-sweeps", "0"],
+    );
+    let kl = |r: &serde_json::Value| r["mean_kl_divergence"].as_f64().unwrap();
+    assert!(
+        kl(&refined) < 0.96 * kl(&fed_back),
+        "KL refined {} vs error feedback alone {}",
+        kl(&refined),
+        kl(&fed_back)
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }

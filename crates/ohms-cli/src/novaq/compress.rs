@@ -11,6 +11,9 @@ use std::time::Instant;
 /// Wider beams cost time in proportion and have stopped paying long before.
 const MAX_BEAM: usize = 64;
 
+/// Each sweep costs about what error feedback's own search does; gains shrink fast.
+const MAX_REFINE_SWEEPS: usize = 8;
+
 /// Beyond this, outliers cost more than the codes they correct (and rows hold at most 255).
 const MAX_OUTLIER_FRACTION: f64 = 0.05;
 
@@ -40,6 +43,12 @@ pub fn run(args: &CompressArgs) -> anyhow::Result<()> {
     {
         bail!("--beam must lie between 1 and {MAX_BEAM}");
     }
+    if args
+        .refine_sweeps
+        .is_some_and(|sweeps| sweeps > MAX_REFINE_SWEEPS)
+    {
+        bail!("--refine-sweeps must lie between 0 and {MAX_REFINE_SWEEPS}");
+    }
     if let Some(fraction) = args.outlier_fraction
         && !(0.0..=MAX_OUTLIER_FRACTION).contains(&fraction)
     {
@@ -68,6 +77,9 @@ pub fn run(args: &CompressArgs) -> anyhow::Result<()> {
         options.damping = damping;
     }
     options.rotate = !args.no_rotation;
+    if let Some(sweeps) = args.refine_sweeps {
+        options.refine_sweeps = sweeps;
+    }
     if let Some(beam) = args.beam {
         options.beam = beam;
     }
