@@ -432,6 +432,30 @@ mod tests {
         train(w, &config, &mut Rng::new(1))
     }
 
+    /// Gaussian weights, correlated inputs, a codebook fitted to the weights and the feedback
+    /// factors of the inputs' moments (lightly damped).
+    struct Layer {
+        w: Vec<f32>,
+        x: Vec<f32>,
+        books: Codebooks,
+        feedback: ErrorFeedback,
+    }
+
+    fn layer(seed: u64, rows: usize, cols: usize, dim: usize) -> Layer {
+        let mut rng = Rng::new(seed);
+        let x = correlated_inputs(400, cols, &mut rng);
+        let w: Vec<f32> = (0..rows * cols).map(|_| rng.normal()).collect();
+        let books = one_book(&w, dim, 6);
+        let moments = InputMoments::from_inputs(&x, cols);
+        let feedback = ErrorFeedback::new(&moments, &vec![1.0; cols], cols, dim, 0.01).unwrap();
+        Layer {
+            w,
+            x,
+            books,
+            feedback,
+        }
+    }
+
     fn output_error(w: &[f32], q: &[f32], x: &[f32], cols: usize) -> f64 {
         let mut err = 0f64;
         for (wr, qr) in w.chunks_exact(cols).zip(q.chunks_exact(cols)) {
@@ -475,14 +499,14 @@ mod tests {
 
     #[test]
     fn feedback_lowers_the_output_error() {
-        let mut rng = Rng::new(5);
         let (rows, cols, dim) = (1024, 32, 8);
-        let x = correlated_inputs(400, cols, &mut rng);
-        let w: Vec<f32> = (0..rows * cols).map(|_| rng.normal()).collect();
-        let books = one_book(&w, dim, 6);
+        let Layer {
+            w,
+            x,
+            books,
+            feedback,
+        } = layer(5, rows, cols, dim);
         let plain = crate::codec::aq::decode(&books, &BeamEncoder::new(&books, 4).encode(&w));
-        let moments = InputMoments::from_inputs(&x, cols);
-        let feedback = ErrorFeedback::new(&moments, &vec![1.0; cols], cols, dim, 0.01).unwrap();
         let mut target = w.clone();
         let coded = encode(
             &mut target,
@@ -523,13 +547,10 @@ mod tests {
 
     #[test]
     fn refinement_lowers_the_output_error_and_moves_only_what_it_may() {
-        let mut rng = Rng::new(11);
         let (rows, cols, dim) = (256, 32, 4);
-        let x = correlated_inputs(400, cols, &mut rng);
-        let w: Vec<f32> = (0..rows * cols).map(|_| rng.normal()).collect();
-        let books = one_book(&w, dim, 6);
-        let moments = InputMoments::from_inputs(&x, cols);
-        let feedback = ErrorFeedback::new(&moments, &vec![1.0; cols], cols, dim, 0.01).unwrap();
+        let Layer {
+            w, books, feedback, ..
+        } = layer(11, rows, cols, dim);
         let outliers: Vec<Vec<u16>> = (0..rows)
             .map(|r| {
                 if r % 3 == 0 {
