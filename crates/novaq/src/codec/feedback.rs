@@ -184,15 +184,7 @@ pub fn encode(
     let mut gathered = vec![0f32; rows * dim];
     for s in 0..blocks {
         let transform = feedback.block(s);
-        let transformed = Codebooks {
-            books: m,
-            dim,
-            entries: books
-                .entries
-                .chunks_exact(dim)
-                .flat_map(|e| multiply(e, transform, dim))
-                .collect(),
-        };
+        let transformed = transformed(books, transform);
         gathered
             .par_chunks_mut(dim)
             .zip(target.par_chunks(n))
@@ -316,15 +308,7 @@ pub fn refine(
                 .collect();
             // ‖x K‖² = x H_SS xᵀ for row vectors x.
             let factor: Vec<f32> = factor.iter().map(|&v| v as f32).collect();
-            let transformed = Codebooks {
-                books: m,
-                dim,
-                entries: books
-                    .entries
-                    .chunks_exact(dim)
-                    .flat_map(|e| multiply(e, &factor, dim))
-                    .collect(),
-            };
+            let transformed = transformed(books, &factor);
             let current = |codes: &[u8]| {
                 let mut q = vec![0f32; dim];
                 books.accumulate(&codes[s * m..(s + 1) * m], &mut q);
@@ -386,6 +370,20 @@ pub fn refine(
                     add_column(g, c, step);
                 }
             });
+    }
+}
+
+/// The codebooks with every entry (a row vector) multiplied by `matrix` (`dim × dim`): a code
+/// search against them measures distances in that matrix's metric.
+fn transformed(books: &Codebooks, matrix: &[f32]) -> Codebooks {
+    Codebooks {
+        books: books.books,
+        dim: books.dim,
+        entries: books
+            .entries
+            .chunks_exact(books.dim)
+            .flat_map(|e| multiply(e, matrix, books.dim))
+            .collect(),
     }
 }
 
