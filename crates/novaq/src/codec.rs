@@ -442,6 +442,7 @@ fn compress_group(
                         prep.padded_cols,
                         dim,
                         options.damping,
+                        options.refine_sweeps > 0,
                     )?);
                     caches.feedback.insert(key, f.clone());
                     Some(f)

@@ -8,7 +8,7 @@
 //! `‖δ U_SS⁻¹‖²`. Codes are therefore searched with the block's codebook entries (and target)
 //! multiplied by `U_SS⁻¹`, which is the matching diagonal block of `V = U⁻¹`, `H = V Vᵀ`.
 
-use super::aq::{BeamEncoder, Codebooks};
+use super::aq::{BeamEncoder, Codebooks, decode};
 use super::linalg::dot;
 use super::moments::InputMoments;
 use rayon::prelude::*;
@@ -27,22 +27,23 @@ pub struct ErrorFeedback {
     /// `U_SS⁻¹` of every block `S`, row-major `dim × dim` each.
     blocks: Vec<f32>,
     /// `H` itself (damped, in coded units), row-major `cols × cols`: what [`refine`] measures
-    /// the output error with.
-    h: Vec<f32>,
+    /// the output error with. Kept only when asked for (it is as large as `u`).
+    h: Option<Vec<f32>>,
 }
 
 impl ErrorFeedback {
     /// Factors for a matrix whose column `c` was multiplied by `emphasis[c]` before coding and
     /// padded to `padded` columns (`padded % dim == 0`). `damping` (a share of the mean
     /// diagonal) is added to the diagonal: it keeps `H` well conditioned and stops the
-    /// compensation from fitting directions the calibration saw too little of. `None` if the
-    /// moments do not match.
+    /// compensation from fitting directions the calibration saw too little of. `keep_moments`
+    /// keeps `H` itself for [`refine`]. `None` if the moments do not match.
     pub fn new(
         moments: &InputMoments,
         emphasis: &[f32],
         padded: usize,
         dim: usize,
         damping: f64,
+        keep_moments: bool,
     ) -> Option<Self> {
         let cols = moments.cols;
         if emphasis.len() != cols || padded < cols || !padded.is_multiple_of(dim) {
@@ -73,9 +74,11 @@ impl ErrorFeedback {
             }
             k[i * n + i] += if a < cols { damping } else { PADDING_WEIGHT } * mean_diag;
         }
-        let h: Vec<f32> = (0..n * n)
-            .map(|at| k[(n - 1 - at / n) * n + (n - 1 - at % n)] as f32)
-            .collect();
+        let h = keep_moments.then(|| {
+            (0..n * n)
+                .map(|at| k[(n - 1 - at / n) * n + (n - 1 - at % n)] as f32)
+                .collect::<Vec<f32>>()
+        });
         if !cholesky_lower_in_place(&mut k, n) {
             return None;
         }
@@ -248,23 +251,25 @@ pub fn refine(
     beam: usize,
     sweeps: usize,
 ) {
+    if sweeps == 0 {
+        return;
+    }
     let (n, dim, m) = (feedback.cols, books.dim, books.books);
     assert_eq!(feedback.dim, dim);
+    let h = feedback
+        .h
+        .as_deref()
+        .expect("refinement needs error feedback built with its moments kept");
     let rows = original.len() / n;
     let codes_per_row = n / dim * m;
-    let h = &feedback.h;
     // Per row, the error e = w − ŵ and its image g = H e.
-    let mut errors = original.to_vec();
+    let mut errors = decode(books, &coded.codes);
     errors
         .par_chunks_mut(n)
-        .zip(coded.codes.par_chunks(codes_per_row))
+        .zip(original.par_chunks(n))
         .zip(coded.corrections.par_iter())
-        .for_each(|((e, codes), kept)| {
-            for (piece, c) in e.chunks_exact_mut(dim).zip(codes.chunks_exact(m)) {
-                let mut q = vec![0f32; dim];
-                books.accumulate(c, &mut q);
-                piece.iter_mut().zip(&q).for_each(|(v, q)| *v -= q);
-            }
+        .for_each(|((e, w), kept)| {
+            e.iter_mut().zip(w).for_each(|(v, w)| *v = w - *v);
             for &(col, v) in kept {
                 e[col as usize] -= v;
             }
@@ -445,7 +450,8 @@ mod tests {
         let w: Vec<f32> = (0..rows * cols).map(|_| rng.normal()).collect();
         let books = one_book(&w, dim, 6);
         let moments = InputMoments::from_inputs(&x, cols);
-        let feedback = ErrorFeedback::new(&moments, &vec![1.0; cols], cols, dim, 0.01).unwrap();
+        let feedback =
+            ErrorFeedback::new(&moments, &vec![1.0; cols], cols, dim, 0.01, true).unwrap();
         Layer {
             w,
             x,
@@ -476,7 +482,7 @@ mod tests {
         let cols = 12;
         let x = correlated_inputs(200, cols, &mut rng);
         let moments = InputMoments::from_inputs(&x, cols);
-        let f = ErrorFeedback::new(&moments, &vec![1.0; cols], cols, 4, 0.01).unwrap();
+        let f = ErrorFeedback::new(&moments, &vec![1.0; cols], cols, 4, 0.01, false).unwrap();
         // (UᵀU) H ≈ I, with H damped as in `new`.
         let mean = (0..cols).map(|c| moments.matrix[c * cols + c]).sum::<f64>() / cols as f64;
         for i in 0..cols {
@@ -525,6 +531,7 @@ mod tests {
     /// `Σ_rows eᵀ H e` with `H` the damped moments `refine` measures by.
     fn h_error(w: &[f32], books: &Codebooks, coded: &Coded, feedback: &ErrorFeedback) -> f64 {
         let n = feedback.cols;
+        let h = feedback.h.as_ref().unwrap();
         let mut decoded = crate::codec::aq::decode(books, &coded.codes);
         for (r, kept) in coded.corrections.iter().enumerate() {
             for &(c, v) in kept {
@@ -536,7 +543,7 @@ mod tests {
             let e: Vec<f64> = wr.iter().zip(qr).map(|(a, b)| (a - b) as f64).collect();
             for i in 0..n {
                 for j in 0..n {
-                    total += e[i] * feedback.h[i * n + j] as f64 * e[j];
+                    total += e[i] * h[i * n + j] as f64 * e[j];
                 }
             }
         }
@@ -599,6 +606,7 @@ mod tests {
             cols,
             dim,
             0.01,
+            false,
         )
         .unwrap();
         let mut target = w.clone();
