@@ -121,6 +121,12 @@ fn additive_three_books() {
     check(Mode::Additive { books: 3, dim: 8 }, true);
 }
 
+/// Vectors of 16: the kernel's generic table loop (4 and 8 have their own).
+#[test]
+fn additive_long_vectors() {
+    check(Mode::Additive { books: 2, dim: 16 }, true);
+}
+
 #[test]
 fn scalar_q4() {
     check(Mode::Scalar { bits: 4 }, false);

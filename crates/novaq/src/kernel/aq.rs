@@ -99,20 +99,37 @@ impl AqMatrix {
                     *v *= s;
                 }
             }
-            for (entry, t) in self.codebooks.chunks_exact(dim).zip(tables.iter_mut()) {
-                *t = entry.iter().zip(&piece).map(|(a, b)| a * b).sum();
+            match dim {
+                4 => fill_tables::<4>(&self.codebooks, &piece, tables),
+                8 => fill_tables::<8>(&self.codebooks, &piece, tables),
+                _ => {
+                    for (entry, t) in self.codebooks.chunks_exact(dim).zip(tables.iter_mut()) {
+                        *t = entry.iter().zip(&piece).map(|(a, b)| a * b).sum();
+                    }
+                }
             }
         }
-        for ((o, codes), &scale) in out
+        let rows = out
             .iter_mut()
             .zip(self.codes.chunks_exact(per_row))
-            .zip(&self.scales)
-        {
-            let mut sum = 0f32;
-            for (t, &code) in table.chunks_exact(ENTRIES).zip(codes) {
-                sum += t[code as usize];
+            .zip(&self.scales);
+        if books == 2 {
+            // Both books' look-ups of a piece in one step: half the loop overhead.
+            for ((o, codes), &scale) in rows {
+                let mut sum = 0f32;
+                for (t, c) in table.chunks_exact(2 * ENTRIES).zip(codes.chunks_exact(2)) {
+                    sum += t[c[0] as usize] + t[ENTRIES + c[1] as usize];
+                }
+                *o = scale * sum;
             }
-            *o = scale * sum;
+        } else {
+            for ((o, codes), &scale) in rows {
+                let mut sum = 0f32;
+                for (t, &code) in table.chunks_exact(ENTRIES).zip(codes) {
+                    sum += t[code as usize];
+                }
+                *o = scale * sum;
+            }
         }
         for ((&r, &c), &v) in self
             .outlier_rows
@@ -172,5 +189,19 @@ impl AqMatrix {
             + 4 * (self.scales.len() + self.column_scales.len())
             + 12 * self.outlier_values.len()
             + self.rotation.as_ref().map_or(0, Rotation::resident_bytes)
+    }
+}
+
+/// `tables[e] = entry_e · piece` for every codebook entry of `D` values. With the length a
+/// constant, the piece stays in locals and each entry is `D` loads and multiply-adds, with no
+/// inner loop (the common vector lengths; others take the generic loop).
+fn fill_tables<const D: usize>(codebooks: &[f32], piece: &[f32], tables: &mut [f32]) {
+    let piece: [f32; D] = piece.try_into().expect("a piece holds D values");
+    for (entry, t) in codebooks.chunks_exact(D).zip(tables.iter_mut()) {
+        let mut sum = 0f32;
+        for (a, b) in entry.iter().zip(&piece) {
+            sum += a * b;
+        }
+        *t = sum;
     }
 }
