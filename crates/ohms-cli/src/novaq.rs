@@ -62,15 +62,17 @@ pub struct CompressArgs {
     pub seed: u64,
     /// Tokens the source model generates (from BOS, fixed seed) to measure the inputs each
     /// projection sees; the additive modes weigh their fit by them and compensate each block's
-    /// error with the columns after it. 0 fits weights alone.
-    #[arg(long, default_value_t = 1024)]
-    pub calibration_tokens: usize,
+    /// error with the columns after it (default: 4096 in 2bit mode, 1024 otherwise). 0 fits
+    /// weights alone.
+    #[arg(long)]
+    pub calibration_tokens: Option<usize>,
     /// Weigh the fit by the measured inputs but code every block independently (no error
     /// feedback).
     #[arg(long)]
     pub no_error_feedback: bool,
     /// Damping of the measured input moments for error feedback, as a share of their mean
-    /// diagonal (larger trusts the calibration less).
+    /// diagonal (larger trusts the calibration less; default: 0.3 in 2bit mode, 1.0
+    /// otherwise).
     #[arg(long)]
     pub damping: Option<f64>,
     /// Sweeps of block coordinate descent after error feedback: each searches every block's

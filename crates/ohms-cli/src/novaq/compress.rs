@@ -76,6 +76,9 @@ pub fn run(args: &CompressArgs) -> anyhow::Result<()> {
     if let Some(damping) = args.damping {
         options.damping = damping;
     }
+    if let Some(tokens) = args.calibration_tokens {
+        options.calibration_tokens = tokens;
+    }
     options.rotate = !args.no_rotation;
     if let Some(sweeps) = args.refine_sweeps {
         options.refine_sweeps = sweeps;
@@ -87,15 +90,15 @@ pub fn run(args: &CompressArgs) -> anyhow::Result<()> {
         options.outlier_fraction = fraction;
     }
     let calibration = match mode {
-        Mode::Additive { .. } if args.calibration_tokens > 0 => {
+        Mode::Additive { .. } if options.calibration_tokens > 0 => {
             eprintln!(
                 "measuring the inputs of every projection over {} generated tokens",
-                args.calibration_tokens
+                options.calibration_tokens
             );
             calibrate::input_moments(
                 &source.metadata,
                 &source.tensors,
-                args.calibration_tokens,
+                options.calibration_tokens,
                 args.seed,
             )?
             .unwrap_or_default()
