@@ -63,6 +63,9 @@ pub struct Options {
     /// compensated by the columns after it ([`feedback`]); otherwise only the moments'
     /// diagonal weighs the fit.
     pub error_feedback: bool,
+    /// Largest share of a tensor's (or a group's) code bits its codebook set may take
+    /// ([`plan`]): larger gives more tensors sets of their own.
+    pub codebook_budget: f64,
     /// Tokens the source model generates to measure the inputs of every projection (the
     /// caller measures them; see [`compress_calibrated`]).
     pub calibration_tokens: usize,
@@ -101,43 +104,54 @@ impl Options {
     /// 2,048 tokens), none at 4 bits (no better there, a quarter more time), one otherwise.
     /// At 2 bits the inputs are measured over 4,096 tokens and damped by 0.3 (SmolLM2: KL
     /// 1.495 → 1.293, perplexity ratio 3.33 → 2.70); elsewhere over 1,024, damped by 1.0.
+    /// At 2 bits a codebook set may take 4.5% of its tensors' code bits, so each of SmolLM2's
+    /// feed-forward matrices (and key and value projections) gets one of its own: KL 1.293 →
+    /// 1.153, perplexity ratio 2.70 → 2.33, for 0.043 more bits per weight. At 4 bits the same
+    /// gave the key projections their own sets and lost quality (KL 0.165 → 0.172), so the
+    /// other modes keep [`plan::CODEBOOK_BUDGET`].
     pub fn new(mode: Mode) -> Self {
-        let (overrides, outlier_fraction, refine_sweeps, calibration_tokens, damping) = match mode {
-            Mode::Additive { books: 2, dim: 8 } => {
-                let mut overrides: Vec<(String, Mode)> = EMBEDDING_TENSORS
-                    .iter()
-                    .map(|&name| (name.to_owned(), Mode::Additive { books: 3, dim: 8 }))
-                    .collect();
-                for projection in [VALUE_PROJECTION, KEY_PROJECTION] {
-                    overrides.push((projection.to_owned(), Mode::Additive { books: 2, dim: 4 }));
-                }
-                (overrides, 0.0, 2, 4096, 0.3)
-            }
-            Mode::Additive { books: 2, dim: 4 } => (
-                vec![(VALUE_PROJECTION.to_owned(), Mode::Scalar { bits: 8 })],
-                0.006,
-                0,
-                1024,
-                1.0,
-            ),
-            _ => (Vec::new(), 0.01, 1, 1024, 1.0),
-        };
-        Self {
+        let mut options = Self {
             mode,
-            overrides,
+            overrides: Vec::new(),
             seed: 0,
             beam: 8,
-            outlier_fraction,
+            outlier_fraction: 0.01,
             train_vectors: 1 << 17,
             rounds: 3,
             kmeans_iterations: 12,
             error_feedback: true,
-            calibration_tokens,
-            damping,
-            refine_sweeps,
+            codebook_budget: plan::CODEBOOK_BUDGET,
+            calibration_tokens: 1024,
+            damping: 1.0,
+            refine_sweeps: 1,
             rotate: true,
             progress: false,
+        };
+        match mode {
+            Mode::Additive { books: 2, dim: 8 } => {
+                options.overrides = EMBEDDING_TENSORS
+                    .iter()
+                    .map(|&name| (name.to_owned(), Mode::Additive { books: 3, dim: 8 }))
+                    .collect();
+                for projection in [VALUE_PROJECTION, KEY_PROJECTION] {
+                    options
+                        .overrides
+                        .push((projection.to_owned(), Mode::Additive { books: 2, dim: 4 }));
+                }
+                options.outlier_fraction = 0.0;
+                options.refine_sweeps = 2;
+                options.calibration_tokens = 4096;
+                options.damping = 0.3;
+                options.codebook_budget = 0.045;
+            }
+            Mode::Additive { books: 2, dim: 4 } => {
+                options.overrides = vec![(VALUE_PROJECTION.to_owned(), Mode::Scalar { bits: 8 })];
+                options.outlier_fraction = 0.006;
+                options.refine_sweeps = 0;
+            }
+            _ => {}
         }
+        options
     }
 }
 
@@ -170,7 +184,7 @@ impl Options {
                         .filter(|(_, other)| *other == key)
                         .map(|(t, _)| t.numel())
                         .sum();
-                    if plan::affords_own_codebooks(named, books, dim) {
+                    if plan::affords_own_codebooks(named, books, dim, self.codebook_budget) {
                         Mode::Additive { books, dim }
                     } else {
                         self.mode
@@ -288,7 +302,7 @@ pub fn compress_calibrated(
                     .iter()
                     .map(|&i| (tensors[i].name.as_str(), tensors[i].numel()))
                     .collect();
-                for group in plan::codebook_groups(&sizes, books, dim) {
+                for group in plan::codebook_groups(&sizes, books, dim, options.codebook_budget) {
                     let members: Vec<usize> = group.iter().map(|&k| indices[k]).collect();
                     group_count += 1;
                     bar.set_message(format!(
