@@ -26,12 +26,10 @@ pub fn codebook_groups(
     dim: usize,
     budget: f64,
 ) -> Vec<Vec<usize>> {
-    let codebook_bits = (books * ENTRIES * dim * 16) as f64;
-    let code_bits = |weights: usize| weights as f64 * 8.0 * books as f64 / dim as f64;
     let mut groups = Vec::new();
     let mut kinds: BTreeMap<String, Vec<usize>> = BTreeMap::new();
     for (i, &(name, weights)) in tensors.iter().enumerate() {
-        if codebook_bits <= budget * code_bits(weights) {
+        if affords_own_codebooks(weights, books, dim, budget) {
             groups.push(vec![i]);
         } else {
             kinds.entry(kind_of(name)).or_default().push(i);
@@ -40,7 +38,7 @@ pub fn codebook_groups(
     let mut common = Vec::new();
     for members in kinds.into_values() {
         let weights = members.iter().map(|&i| tensors[i].1).sum();
-        if codebook_bits <= budget * code_bits(weights) {
+        if affords_own_codebooks(weights, books, dim, budget) {
             groups.push(members);
         } else {
             common.extend(members);
