@@ -22,6 +22,7 @@ pub mod moments;
 pub mod plan;
 pub mod rng;
 pub mod scalar;
+pub mod tune;
 
 pub use mode::Mode;
 pub use moments::{Calibration, InputMoments};
@@ -74,6 +75,12 @@ pub struct Options {
     pub damping: f64,
     /// Sweeps of block coordinate descent after error feedback ([`feedback::refine`]).
     pub refine_sweeps: usize,
+    /// Passes of distillation over the calibration sequences after coding ([`tune`]; the
+    /// caller runs them, as it measures the calibration).
+    pub tune_epochs: usize,
+    /// First step of that distillation, as a share of each parameter array's mean absolute
+    /// value.
+    pub tune_step_size: f32,
     /// Code additively quantized matrices in a random rotation of their input space
     /// ([`crate::rotation`]), which makes their rows close to Gaussian.
     pub rotate: bool,
@@ -124,6 +131,8 @@ impl Options {
             calibration_tokens: 1024,
             damping: 1.0,
             refine_sweeps: 1,
+            tune_epochs: 0,
+            tune_step_size: 0.002,
             rotate: true,
             progress: false,
         };
@@ -233,6 +242,22 @@ pub struct Compressed {
     pub codebooks: Vec<Codebooks>,
     /// In the order of the input.
     pub tensors: Vec<CompressedTensor>,
+}
+
+impl Compressed {
+    /// Tensor `index` as the decoder reconstructs it.
+    pub fn decoded(&self, index: usize) -> Vec<f32> {
+        match &self.tensors[index].encoding {
+            Encoding::F32(data) => data.clone(),
+            Encoding::Scalar(stored) => {
+                QuantizedMatrix::from(ScalarMatrix::new(stored.clone())).dequantize()
+            }
+            Encoding::Additive { tensor, codebook } => {
+                let books = Arc::new(self.codebooks[*codebook].entries.clone());
+                QuantizedMatrix::from(AqMatrix::new(tensor.clone(), books)).dequantize()
+            }
+        }
+    }
 }
 
 pub fn is_quantizable(tensor: &Tensor, mode: Mode) -> bool {

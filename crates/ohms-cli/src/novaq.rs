@@ -8,6 +8,7 @@ mod inspect;
 mod model_info;
 mod sensitivity;
 mod source;
+mod tune;
 mod verify;
 
 use clap::{Args, Subcommand};
@@ -16,7 +17,7 @@ use std::path::PathBuf;
 #[derive(Subcommand)]
 pub enum Command {
     /// Compress a GGUF or safetensors model into an OHMS model directory.
-    Compress(CompressArgs),
+    Compress(Box<CompressArgs>),
     /// Describe a compressed model: configuration, tensors, codebooks, shards.
     Inspect {
         dir: PathBuf,
@@ -89,6 +90,15 @@ pub struct CompressArgs {
     /// Share of weights kept exactly as sparse outliers, from 0 to 0.05 (default: the mode's).
     #[arg(long)]
     pub outlier_fraction: Option<f64>,
+    /// Passes of distillation after coding: the codes stay, row scales, codebook entries and
+    /// norm gains move so that the compressed model's predictions on the calibration text
+    /// match the source model's (default: the mode's preset; 0 skips it).
+    #[arg(long)]
+    pub tune_epochs: Option<usize>,
+    /// First distillation step, as a share of each parameter array's mean absolute value
+    /// (default: the mode's preset).
+    #[arg(long)]
+    pub tune_step_size: Option<f32>,
     /// Bytes per shard.
     #[arg(long, default_value_t = novaq::format::write::DEFAULT_SHARD_SIZE)]
     pub shard_size: u64,

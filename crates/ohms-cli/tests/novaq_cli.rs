@@ -104,6 +104,9 @@ fn bad_inputs_are_clear_errors_not_panics() {
         ("--outlier-fraction", "0.5", "--outlier-fraction"),
         ("--beam", "0", "--beam"),
         ("--refine-sweeps", "9", "--refine-sweeps"),
+        ("--tune-epochs", "65", "--tune-epochs"),
+        ("--tune-step-size", "0", "--tune-step-size"),
+        ("--tune-step-size", "NaN", "--tune-step-size"),
     ] {
         let o = ohms(&[
             "novaq",
@@ -284,6 +287,32 @@ fn refinement_sweeps_lower_the_divergence_of_a_trained_model() {
         kl(&refined),
         kl(&fed_back)
     );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn distillation_lowers_the_divergence_of_a_trained_model_at_the_same_size() {
+    let Some(fixture) = stories_fixture() else {
+        return;
+    };
+    let dir = scratch("distill");
+    let flags = |epochs| ["--mode", "2bit", "--tune-epochs", epochs];
+    let tuned = compress_and_eval(&fixture, &dir, "tuned", &flags("4"));
+    let coded = compress_and_eval(&fixture, &dir, "coded", &flags("0"));
+    let kl = |r: &serde_json::Value| r["mean_kl_divergence"].as_f64().unwrap();
+    assert!(
+        kl(&tuned) < 0.8 * kl(&coded),
+        "KL tuned {} vs coded only {}",
+        kl(&tuned),
+        kl(&coded)
+    );
+    let size = |name: &str| {
+        let o = ohms(&["novaq", "verify", dir.join(name).to_str().unwrap()]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let shards = std::fs::read_dir(dir.join(name)).unwrap();
+        shards.map(|e| e.unwrap().metadata().unwrap().len()).sum::<u64>()
+    };
+    assert_eq!(size("tuned"), size("coded"), "tuning moves values, not bytes");
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

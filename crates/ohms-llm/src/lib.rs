@@ -17,6 +17,8 @@ pub mod model;
 mod rope;
 pub mod sample;
 pub mod tokenizer;
+#[cfg(feature = "train")]
+pub mod train;
 
 pub use config::{Config, ConfigError};
 pub use generate::generate;

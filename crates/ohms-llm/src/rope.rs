@@ -34,6 +34,18 @@ impl Rotation {
             }
         }
     }
+
+    /// Turns every head of `x` back: the inverse (and transpose) of [`Rotation::apply`].
+    #[cfg(feature = "train")]
+    pub(crate) fn undo(&self, x: &mut [f32], head_dim: usize) {
+        for head in x.chunks_exact_mut(head_dim) {
+            for (pair, &(cos, sin)) in head.chunks_exact_mut(2).zip(&self.cos_sin) {
+                let (a, b) = (pair[0], pair[1]);
+                pair[0] = a * cos + b * sin;
+                pair[1] = b * cos - a * sin;
+            }
+        }
+    }
 }
 
 #[cfg(test)]

@@ -184,6 +184,74 @@ impl AqMatrix {
         out
     }
 
+    /// The row scales, as decoded.
+    #[cfg(feature = "std")]
+    pub(crate) fn scales(&self) -> &[f32] {
+        &self.scales
+    }
+
+    /// Replaces the row scales and the codebook set: tuning ([`crate::codec::tune`]) moves
+    /// them while the codes stay.
+    #[cfg(feature = "std")]
+    pub(crate) fn set_parameters(&mut self, scales: &[f32], codebooks: Arc<Vec<f32>>) {
+        assert_eq!(scales.len(), self.rows, "one scale per row");
+        assert_eq!(
+            codebooks.len(),
+            self.codebooks.len(),
+            "same codebook layout"
+        );
+        self.scales.copy_from_slice(scales);
+        self.codebooks = codebooks;
+    }
+
+    /// The adjoint of [`AqMatrix::dequantize`] in the row scales and the codebook entries:
+    /// given `grad = ∂L/∂W` (`rows × cols`, laid out as `dequantize` returns `W`), adds
+    /// `∂L/∂scale` into `scale_grad` (one per row) and `∂L/∂entry` into `book_grad`
+    /// (`books × 256 × dim`, the set's layout). Outliers and column scales are held fixed.
+    #[cfg(feature = "std")]
+    pub(crate) fn parameter_gradients(
+        &self,
+        grad: &[f32],
+        scale_grad: &mut [f32],
+        book_grad: &mut [f32],
+    ) {
+        let (dim, books) = (self.dim, self.books);
+        let per_row = self.codes_per_row();
+        let padded = per_row / books * dim;
+        // The padding past `cols` stays zero: it never reaches the decoded matrix.
+        let mut g = vec![0f32; padded];
+        let mut unscaled = vec![0f32; padded];
+        let rows = grad
+            .chunks_exact(self.cols)
+            .zip(self.codes.chunks_exact(per_row))
+            .zip(self.scales.iter().zip(scale_grad.iter_mut()));
+        for ((grad_row, codes), (&scale, scale_grad)) in rows {
+            g[..self.cols].copy_from_slice(grad_row);
+            // `W = W̃ T` row by row (`dequantize` undoes the rotation), so `∂L/∂W̃ = (∂L/∂W) Tᵀ`:
+            // each gradient row is rotated like an input.
+            if let Some(rotation) = &self.rotation {
+                rotation.apply(&mut g[..self.cols]);
+            }
+            for (v, s) in g.iter_mut().zip(&self.column_scales) {
+                *v *= s;
+            }
+            unscaled.fill(0.0);
+            let pieces = unscaled.chunks_exact_mut(dim).zip(g.chunks_exact(dim));
+            for ((piece, g_piece), codes) in pieces.zip(codes.chunks_exact(books)) {
+                for (book, &code) in codes.iter().enumerate() {
+                    let start = (book * ENTRIES + code as usize) * dim;
+                    let entry = &self.codebooks[start..start + dim];
+                    let entry_grad = &mut book_grad[start..start + dim];
+                    for i in 0..dim {
+                        piece[i] += entry[i];
+                        entry_grad[i] += scale * g_piece[i];
+                    }
+                }
+            }
+            *scale_grad += unscaled.iter().zip(&g).map(|(w, g)| w * g).sum::<f32>();
+        }
+    }
+
     pub fn resident_bytes(&self) -> usize {
         self.codes.len()
             + 4 * (self.scales.len() + self.column_scales.len())

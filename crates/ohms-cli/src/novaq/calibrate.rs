@@ -24,6 +24,9 @@ const CALIBRATION_STREAM: u64 = 0xCA11_B4A7_E000;
 /// One projection's recorded inputs: tensor name, input width, `n × width` values.
 type Recorded = (String, usize, Vec<f32>);
 
+/// One worker's recorded inputs, projection by projection, and the sequences it generated.
+type WorkerRun = (Vec<Recorded>, Vec<Vec<u32>>);
+
 /// A dense projection that keeps every input it multiplies.
 struct Recording {
     name: String,
@@ -46,6 +49,13 @@ impl Linear for Recording {
     }
 }
 
+/// What calibration measured: the generated sequences, and the moments of the inputs every
+/// projection saw while generating them.
+pub struct Measured {
+    pub calibration: Calibration,
+    pub sequences: Vec<Vec<u32>>,
+}
+
 /// Input moments of every projection, keyed by tensor name, from about `tokens` generated
 /// tokens. `None` when the file does not describe a Llama model this project runs.
 pub fn input_moments(
@@ -53,7 +63,7 @@ pub fn input_moments(
     tensors: &[Tensor],
     tokens: usize,
     seed: u64,
-) -> anyhow::Result<Option<Calibration>> {
+) -> anyhow::Result<Option<Measured>> {
     let has_output = tensors.iter().any(|t| t.name == "output.weight");
     let Ok(config) = Config::from_gguf(metadata, has_output) else {
         return Ok(None);
@@ -64,7 +74,7 @@ pub fn input_moments(
         .unwrap_or(1);
     let length = tokens.clamp(2, MAX_SEQUENCE);
     let sequences = tokens.div_ceil(length);
-    let runs: Vec<anyhow::Result<Vec<Recorded>>> = std::thread::scope(|scope| {
+    let runs: Vec<anyhow::Result<WorkerRun>> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..WORKERS)
             .map(|worker| {
                 let config = config.clone();
@@ -88,8 +98,11 @@ pub fn input_moments(
     });
     // Inputs of all workers, in worker order, per projection.
     let mut merged: Vec<Recorded> = Vec::new();
+    let mut all_sequences = Vec::new();
     for run in runs {
-        for (i, (name, cols, inputs)) in run?.into_iter().enumerate() {
+        let (recorded, sequences) = run?;
+        all_sequences.extend(sequences);
+        for (i, (name, cols, inputs)) in recorded.into_iter().enumerate() {
             match merged.get_mut(i) {
                 Some(m) => m.2.extend_from_slice(&inputs),
                 None => merged.push((name, cols, inputs)),
@@ -116,10 +129,14 @@ pub fn input_moments(
         calibration.insert(name, moments.clone());
         previous = Some((inputs, moments));
     }
-    Ok(Some(calibration))
+    Ok(Some(Measured {
+        calibration,
+        sequences: all_sequences,
+    }))
 }
 
-/// One worker: `count` sequences from `start`; the inputs of every projection, in model order.
+/// One worker: `count` sequences from `start`; the inputs of every projection, in model order,
+/// and the sequences.
 fn record(
     config: Config,
     tensors: &[Tensor],
@@ -127,19 +144,20 @@ fn record(
     count: usize,
     length: usize,
     seed: u64,
-) -> anyhow::Result<Vec<Recorded>> {
+) -> anyhow::Result<WorkerRun> {
     let mut model = load_model_with(config, tensors.to_vec(), |t| Recording {
         name: t.name.clone(),
         inputs: RefCell::new(Vec::new()),
         matrix: dense(t),
     })
     .map_err(|e| anyhow!("cannot run the source model for calibration: {e}"))?;
-    sample_sequences(&mut model, start, count, length, seed)
+    let sequences = sample_sequences(&mut model, start, count, length, seed)
         .map_err(|e| anyhow!("calibration run failed: {e}"))?;
-    Ok(projections(&model)
+    let recorded = projections(&model)
         .into_iter()
         .map(|p| (p.name.clone(), p.matrix.cols(), p.inputs.take()))
-        .collect())
+        .collect();
+    Ok((recorded, sequences))
 }
 
 fn projections(model: &Model<Recording>) -> Vec<&Recording> {

@@ -1,6 +1,6 @@
 //! `ohms novaq compress`.
 
-use super::{CompressArgs, calibrate, model_info, print_json, source};
+use super::{CompressArgs, calibrate, model_info, print_json, source, tune};
 use anyhow::{anyhow, bail};
 use novaq::codec::{Calibration, EMBEDDING_TENSORS, Mode, Options, compress_calibrated};
 use novaq::format::dir;
@@ -13,6 +13,12 @@ const MAX_BEAM: usize = 64;
 
 /// Each sweep costs about what error feedback's own search does; gains shrink fast.
 const MAX_REFINE_SWEEPS: usize = 8;
+
+/// Distillation passes over the calibration sequences: far past where it stops paying.
+const MAX_TUNE_EPOCHS: usize = 64;
+
+/// Largest first distillation step (a share of each parameter's scale): larger diverges.
+const MAX_TUNE_STEP_SIZE: f32 = 0.1;
 
 /// Beyond this, outliers cost more than the codes they correct (and rows hold at most 255).
 const MAX_OUTLIER_FRACTION: f64 = 0.05;
@@ -54,6 +60,17 @@ pub fn run(args: &CompressArgs) -> anyhow::Result<()> {
     {
         bail!("--outlier-fraction must lie between 0 and {MAX_OUTLIER_FRACTION}, not {fraction}");
     }
+    if args
+        .tune_epochs
+        .is_some_and(|epochs| epochs > MAX_TUNE_EPOCHS)
+    {
+        bail!("--tune-epochs must lie between 0 and {MAX_TUNE_EPOCHS}");
+    }
+    if let Some(step) = args.tune_step_size
+        && !(step > 0.0 && step <= MAX_TUNE_STEP_SIZE)
+    {
+        bail!("--tune-step-size must lie in (0, {MAX_TUNE_STEP_SIZE}], not {step}");
+    }
     let source = source::open(&args.input)?;
     if source.tensors.is_empty() {
         bail!("{} holds no tensors", args.input.display());
@@ -89,7 +106,13 @@ pub fn run(args: &CompressArgs) -> anyhow::Result<()> {
     if let Some(fraction) = args.outlier_fraction {
         options.outlier_fraction = fraction;
     }
-    let calibration = match mode {
+    if let Some(epochs) = args.tune_epochs {
+        options.tune_epochs = epochs;
+    }
+    if let Some(step) = args.tune_step_size {
+        options.tune_step_size = step;
+    }
+    let measured = match mode {
         Mode::Additive { .. } if options.calibration_tokens > 0 => {
             eprintln!(
                 "measuring the inputs of every projection over {} generated tokens",
@@ -101,11 +124,20 @@ pub fn run(args: &CompressArgs) -> anyhow::Result<()> {
                 options.calibration_tokens,
                 args.seed,
             )?
-            .unwrap_or_default()
         }
-        _ => Calibration::new(),
+        _ => None,
     };
-    let compressed = compress_calibrated(&source.tensors, &calibration, &options);
+    let calibration = measured.as_ref().map(|m| &m.calibration);
+    let mut compressed = compress_calibrated(
+        &source.tensors,
+        calibration.unwrap_or(&Calibration::new()),
+        &options,
+    );
+    if let Some(measured) = &measured
+        && options.tune_epochs > 0
+    {
+        tune::distill(&source, &mut compressed, &measured.sequences, &options)?;
+    }
     let info = ModelInfo {
         name: source.name.clone(),
         architecture: model_info::architecture(&source.metadata, &source.tensors),

@@ -9,12 +9,10 @@ use anyhow::{Context, anyhow, bail};
 use novaq::Tensor;
 use novaq::codec::plan::kind_of;
 use novaq::codec::{Mode, Options, compress, is_quantizable};
-use novaq::kernel::{AqMatrix, QuantizedMatrix, ScalarMatrix};
 use ohms_llm::eval::compare;
 use ohms_llm::load::load_model;
 use rayon::prelude::*;
 use serde::Serialize;
-use std::sync::Arc;
 
 #[derive(Serialize)]
 struct Report {
@@ -136,18 +134,7 @@ pub fn run(args: &SensitivityArgs) -> anyhow::Result<()> {
 /// The tensors as `mode` reconstructs them (additive modes fit without calibration).
 fn decode_all(members: &[Tensor], mode: Mode) -> Vec<Vec<f32>> {
     let compressed = compress(members, &Options::new(mode));
-    compressed
-        .tensors
-        .into_iter()
-        .map(|c| match c.encoding {
-            novaq::codec::Encoding::F32(data) => data,
-            novaq::codec::Encoding::Scalar(stored) => {
-                QuantizedMatrix::from(ScalarMatrix::new(stored)).dequantize()
-            }
-            novaq::codec::Encoding::Additive { tensor, codebook } => {
-                let books = Arc::new(compressed.codebooks[codebook].entries.clone());
-                QuantizedMatrix::from(AqMatrix::new(tensor, books)).dequantize()
-            }
-        })
+    (0..compressed.tensors.len())
+        .map(|i| compressed.decoded(i))
         .collect()
 }

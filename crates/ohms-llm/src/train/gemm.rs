@@ -1,0 +1,132 @@
+//! Row-major matrix products on both cores, for the sequence-level passes.
+
+use rayon::prelude::*;
+
+/// A `rows × cols` operand: a slice and its row and column strides, so a transposed view costs
+/// nothing.
+#[derive(Clone, Copy)]
+pub(crate) struct View<'a> {
+    data: &'a [f32],
+    rows: usize,
+    cols: usize,
+    row_stride: usize,
+    col_stride: usize,
+}
+
+impl<'a> View<'a> {
+    /// `data` as a row-major `rows × cols` matrix.
+    pub(crate) fn new(data: &'a [f32], rows: usize, cols: usize) -> Self {
+        assert_eq!(data.len(), rows * cols, "matrix data matches its shape");
+        Self {
+            data,
+            rows,
+            cols,
+            row_stride: cols,
+            col_stride: 1,
+        }
+    }
+
+    /// The transpose, without copying.
+    pub(crate) fn t(self) -> Self {
+        Self {
+            rows: self.cols,
+            cols: self.rows,
+            row_stride: self.col_stride,
+            col_stride: self.row_stride,
+            ..self
+        }
+    }
+}
+
+/// Output rows each task takes at least: below this, splitting costs more than it saves.
+const MIN_TASK_ROWS: usize = 16;
+
+/// `c = a · b` (`accumulate`: `c += a · b`); `c` is row-major `a.rows × b.cols`.
+pub(crate) fn matmul(a: View<'_>, b: View<'_>, c: &mut [f32], accumulate: bool) {
+    assert_eq!(a.cols, b.rows, "inner dimensions agree");
+    let (m, k, n) = (a.rows, a.cols, b.cols);
+    assert_eq!(c.len(), m * n, "output matches the product's shape");
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        if !accumulate {
+            c.fill(0.0);
+        }
+        return;
+    }
+    let task_rows = m
+        .div_ceil(4 * rayon::current_num_threads())
+        .max(MIN_TASK_ROWS);
+    let beta = if accumulate { 1.0 } else { 0.0 };
+    c.par_chunks_mut(task_rows * n)
+        .enumerate()
+        .for_each(|(task, c_rows)| {
+            let first = task * task_rows;
+            let rows = c_rows.len() / n;
+            // The last element each operand is read at, so the unchecked kernel stays in bounds.
+            let a_offset = first * a.row_stride;
+            assert!(
+                a_offset + (rows - 1) * a.row_stride + (k - 1) * a.col_stride < a.data.len(),
+                "left operand in bounds"
+            );
+            assert!(
+                (k - 1) * b.row_stride + (n - 1) * b.col_stride < b.data.len(),
+                "right operand in bounds"
+            );
+            // SAFETY: the asserts above bound every element sgemm reads from `a` and `b`, and
+            // `c_rows` is exactly `rows × n` with row stride `n`.
+            unsafe {
+                matrixmultiply::sgemm(
+                    rows,
+                    k,
+                    n,
+                    1.0,
+                    a.data.as_ptr().add(a_offset),
+                    a.row_stride as isize,
+                    a.col_stride as isize,
+                    b.data.as_ptr(),
+                    b.row_stride as isize,
+                    b.col_stride as isize,
+                    beta,
+                    c_rows.as_mut_ptr(),
+                    n as isize,
+                    1,
+                );
+            }
+        });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn naive(a: &[f32], b: &[f32], m: usize, k: usize, n: usize) -> Vec<f32> {
+        let mut c = vec![0f32; m * n];
+        for i in 0..m {
+            for j in 0..n {
+                c[i * n + j] = (0..k).map(|l| a[i * k + l] * b[l * n + j]).sum();
+            }
+        }
+        c
+    }
+
+    #[test]
+    fn products_and_transposed_views_match_the_naive_product() {
+        let (m, k, n) = (70, 13, 9);
+        let a: Vec<f32> = (0..m * k).map(|i| ((i * 7) % 11) as f32 - 5.0).collect();
+        let b: Vec<f32> = (0..k * n)
+            .map(|i| ((i * 5) % 13) as f32 * 0.5 - 3.0)
+            .collect();
+        let expected = naive(&a, &b, m, k, n);
+        let mut c = vec![1f32; m * n];
+        matmul(View::new(&a, m, k), View::new(&b, k, n), &mut c, false);
+        assert_eq!(c, expected);
+        // Aᵀ stored as its own row-major matrix, viewed transposed again.
+        let at: Vec<f32> = (0..k * m).map(|i| a[(i % m) * k + i / m]).collect();
+        let mut c2 = expected.clone();
+        matmul(View::new(&at, k, m).t(), View::new(&b, k, n), &mut c2, true);
+        let doubled: Vec<f32> = expected.iter().map(|v| 2.0 * v).collect();
+        assert_eq!(c2, doubled);
+    }
+}
