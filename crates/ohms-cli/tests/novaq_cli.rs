@@ -310,9 +310,18 @@ fn distillation_lowers_the_divergence_of_a_trained_model_at_the_same_size() {
         let o = ohms(&["novaq", "verify", dir.join(name).to_str().unwrap()]);
         assert!(o.status.success(), "{}", stderr(&o));
         let shards = std::fs::read_dir(dir.join(name)).unwrap();
-        shards.map(|e| e.unwrap().metadata().unwrap().len()).sum::<u64>()
+        shards
+            .map(|e| e.unwrap().metadata().unwrap().len())
+            .sum::<u64>()
     };
-    assert_eq!(size("tuned"), size("coded"), "tuning moves values, not bytes");
+    assert_eq!(
+        size("tuned"),
+        size("coded"),
+        "tuning moves values, not bytes"
+    );
+    compress_and_eval(&fixture, &dir, "tuned-again", &flags("4"));
+    let manifest = |name: &str| std::fs::read(dir.join(name).join("manifest.cbor")).unwrap();
+    assert_eq!(manifest("tuned"), manifest("tuned-again"), "deterministic");
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

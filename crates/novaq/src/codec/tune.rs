@@ -354,22 +354,34 @@ mod tests {
 
     #[test]
     fn steps_toward_the_source_lower_the_error_and_finish_writes_it_back() {
-        let sources = [source(64, 64, 3)];
+        let gains = Tensor::new("blk.0.attn_norm.weight", vec![64], vec![1.0; 64]);
+        let sources = [source(64, 64, 3), gains];
         let mut packed = compressed(&sources);
         let before = packed.tensors[0].relative_mse;
-        let mut tuner = Tuner::new(&packed, false);
+        assert!(Tuner::new(&packed, false).decoded(1).is_none());
+        let mut tuner = Tuner::new(&packed, true);
         for _ in 0..30 {
-            // ∂/∂W of ½‖W − W_source‖².
+            // ∂/∂W of ½‖W − W_source‖², and of ½‖g − 2‖² for the gains.
             let decoded = tuner.decoded(0).expect("tensor 0 is tuned");
             let grad: Vec<f32> = decoded
                 .iter()
                 .zip(&sources[0].data)
                 .map(|(w, s)| w - s)
                 .collect();
-            tuner.step(|t| (t == 0).then_some(&grad[..]), 0.01);
+            let gains = tuner.decoded(1).expect("vectors are tuned when asked");
+            let gains_grad: Vec<f32> = gains.iter().map(|g| g - 2.0).collect();
+            tuner.step(|t| [&grad[..], &gains_grad[..]].get(t).copied(), 0.01);
         }
-        assert_eq!(tuner.tensors(), vec![0]);
+        assert_eq!(tuner.tensors(), vec![0, 1]);
         tuner.finish(&mut packed, &sources);
+        let Encoding::F32(gains) = &packed.tensors[1].encoding else {
+            panic!("gains stay f32");
+        };
+        assert!(
+            gains.iter().all(|&g| g > 1.2),
+            "gains moved toward 2: {gains:?}"
+        );
+        assert!(packed.tensors[1].relative_mse > 0.04);
         let after = packed.tensors[0].relative_mse;
         assert!(after < 0.97 * before, "{before} -> {after}");
         // Written back as stored: decoding the stored tensor gives the error reported.
