@@ -239,25 +239,40 @@ fn compress_and_eval(fixture: &Path, dir: &Path, name: &str, flags: &[&str]) -> 
     serde_json::from_slice(&o.stdout).unwrap()
 }
 
+/// Compresses the fixture two ways (`(name, flags)`) and checks that the first's mean
+/// KL divergence from the source model is below `factor` times the second's.
+fn assert_divergence_below(
+    fixture: &Path,
+    dir: &Path,
+    better: (&str, &[&str]),
+    worse: (&str, &[&str]),
+    factor: f64,
+) {
+    let kl = |(name, flags): (&str, &[&str])| {
+        let report = compress_and_eval(fixture, dir, name, flags);
+        report["mean_kl_divergence"].as_f64().unwrap()
+    };
+    let (low, high) = (kl(better), kl(worse));
+    assert!(
+        low < factor * high,
+        "KL {} {low} vs {} {high}",
+        better.0,
+        worse.0
+    );
+}
+
 #[test]
 fn rotation_lowers_the_error_of_a_trained_model() {
     let Some(fixture) = stories_fixture() else {
         return;
     };
     let dir = scratch("rotation");
-    let rotated = compress_and_eval(&fixture, &dir, "rotated", &["--mode", "4bit"]);
-    let plain = compress_and_eval(
+    assert_divergence_below(
         &fixture,
         &dir,
-        "plain",
-        &["--mode", "4bit", "--no-rotation"],
-    );
-    let kl = |r: &serde_json::Value| r["mean_kl_divergence"].as_f64().unwrap();
-    assert!(
-        kl(&rotated) < 0.95 * kl(&plain),
-        "KL rotated {} vs plain {}",
-        kl(&rotated),
-        kl(&plain)
+        ("rotated", &["--mode", "4bit"]),
+        ("plain", &["--mode", "4bit", "--no-rotation"]),
+        0.95,
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
@@ -268,24 +283,12 @@ fn refinement_sweeps_lower_the_divergence_of_a_trained_model() {
         return;
     };
     let dir = scratch("refine");
-    let refined = compress_and_eval(
+    assert_divergence_below(
         &fixture,
         &dir,
-        "refined",
-        &["--mode", "4bit", "--refine-sweeps", "1"],
-    );
-    let fed_back = compress_and_eval(
-        &fixture,
-        &dir,
-        "fed-back",
-        &["--mode", "4bit", "--refine-sweeps", "0"],
-    );
-    let kl = |r: &serde_json::Value| r["mean_kl_divergence"].as_f64().unwrap();
-    assert!(
-        kl(&refined) < 0.96 * kl(&fed_back),
-        "KL refined {} vs error feedback alone {}",
-        kl(&refined),
-        kl(&fed_back)
+        ("refined", &["--mode", "4bit", "--refine-sweeps", "1"]),
+        ("fed-back", &["--mode", "4bit", "--refine-sweeps", "0"]),
+        0.96,
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
@@ -297,14 +300,12 @@ fn distillation_lowers_the_divergence_of_a_trained_model_at_the_same_size() {
     };
     let dir = scratch("distill");
     let flags = |epochs| ["--mode", "2bit", "--tune-epochs", epochs];
-    let tuned = compress_and_eval(&fixture, &dir, "tuned", &flags("4"));
-    let coded = compress_and_eval(&fixture, &dir, "coded", &flags("0"));
-    let kl = |r: &serde_json::Value| r["mean_kl_divergence"].as_f64().unwrap();
-    assert!(
-        kl(&tuned) < 0.8 * kl(&coded),
-        "KL tuned {} vs coded only {}",
-        kl(&tuned),
-        kl(&coded)
+    assert_divergence_below(
+        &fixture,
+        &dir,
+        ("tuned", &flags("4")),
+        ("coded", &flags("0")),
+        0.8,
     );
     let size = |name: &str| {
         let o = ohms(&["novaq", "verify", dir.join(name).to_str().unwrap()]);

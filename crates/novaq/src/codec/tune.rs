@@ -309,23 +309,29 @@ mod tests {
         let mut book_grad = vec![0f32; tuner.sets[m.set].entries.len()];
         m.matrix
             .parameter_gradients(&target, &mut scale_grad, &mut book_grad);
-        let h = 1e-2f32;
-        for row in [0, 7, 23] {
-            let mut scales = m.scales.clone();
-            let books = Arc::new(tuner.sets[m.set].entries.clone());
-            let mut probe = m.matrix.clone();
-            scales[row] += h;
-            probe.set_parameters(&scales, books.clone());
-            let up = linear_loss(&probe.dequantize(), &target);
-            scales[row] -= 2.0 * h;
-            probe.set_parameters(&scales, books);
-            let down = linear_loss(&probe.dequantize(), &target);
-            let numeric = (up - down) / (2.0 * h as f64);
+        // Moves one parameter by ±h and compares the loss's central difference with
+        // the analytic gradient.
+        let check = |what: &str, analytic: f32, with: &dyn Fn(f32) -> (Vec<f32>, Vec<f32>)| {
+            let h = 1e-2f32;
+            let loss = |delta: f32| {
+                let (scales, entries) = with(delta);
+                let mut probe = m.matrix.clone();
+                probe.set_parameters(&scales, Arc::new(entries));
+                linear_loss(&probe.dequantize(), &target)
+            };
+            let numeric = (loss(h) - loss(-h)) / (2.0 * h as f64);
             assert!(
-                (numeric - scale_grad[row] as f64).abs() < 1e-2 * (1.0 + numeric.abs()),
-                "row {row}: {numeric} vs {}",
-                scale_grad[row]
+                (numeric - analytic as f64).abs() < 1e-2 * (1.0 + numeric.abs()),
+                "{what}: {numeric} vs {analytic}"
             );
+        };
+        let entries = &tuner.sets[m.set].entries;
+        for row in [0, 7, 23] {
+            check(&format!("row {row}"), scale_grad[row], &|delta| {
+                let mut scales = m.scales.clone();
+                scales[row] += delta;
+                (scales, entries.clone())
+            });
         }
         let used: Vec<usize> = (0..book_grad.len())
             .filter(|&i| book_grad[i] != 0.0)
@@ -335,20 +341,11 @@ mod tests {
             "most entries are used by a 24 × 40 matrix"
         );
         for &i in used.iter().step_by(used.len() / 7) {
-            let mut entries = tuner.sets[m.set].entries.clone();
-            let mut probe = m.matrix.clone();
-            entries[i] += h;
-            probe.set_parameters(&m.scales, Arc::new(entries.clone()));
-            let up = linear_loss(&probe.dequantize(), &target);
-            entries[i] -= 2.0 * h;
-            probe.set_parameters(&m.scales, Arc::new(entries));
-            let down = linear_loss(&probe.dequantize(), &target);
-            let numeric = (up - down) / (2.0 * h as f64);
-            assert!(
-                (numeric - book_grad[i] as f64).abs() < 1e-2 * (1.0 + numeric.abs()),
-                "entry {i}: {numeric} vs {}",
-                book_grad[i]
-            );
+            check(&format!("entry {i}"), book_grad[i], &|delta| {
+                let mut moved = entries.clone();
+                moved[i] += delta;
+                (m.scales.clone(), moved)
+            });
         }
     }
 
