@@ -92,11 +92,11 @@ pub struct CompressArgs {
     pub outlier_fraction: Option<f64>,
     /// Passes of distillation after coding: the codes stay, row scales, codebook entries and
     /// norm gains move so that the compressed model's predictions on the calibration text
-    /// match the source model's (default: 4 in 2bit mode, none otherwise; 0 skips it).
+    /// match the source model's (default: 8 in 2bit mode, none otherwise; 0 skips it).
     #[arg(long)]
     pub tune_epochs: Option<usize>,
     /// First distillation step, as a share of each parameter array's mean absolute value
-    /// (default: 0.005 in 2bit mode, 0.002 otherwise).
+    /// (default: 0.0025 in 2bit mode, 0.002 otherwise).
     #[arg(long)]
     pub tune_step_size: Option<f32>,
     /// Bytes per shard.
