@@ -118,10 +118,11 @@ impl Options {
     /// gave the key projections their own sets and lost quality (KL 0.165 → 0.172), so the
     /// other modes keep [`plan::CODEBOOK_BUDGET`]. At 2 bits the coded model is then distilled
     /// for 8 passes over the calibration sequences, first step 0.25% ([`tune`]; SmolLM2 over
-    /// 2,048 GPL-3 tokens: KL 1.153 → 0.930, perplexity ratio 2.33 → 1.80, top-1 0.457 →
-    /// 0.510, for two thirds more time; 4 passes gave 0.947 and 1.82; a first step of 0.5%
-    /// gave 0.956 and 1.82 with 4 passes, of 1% 1.053 and 1.98; 8,192 calibration tokens
-    /// instead of 4,096 were hardly better, 0.934 and 1.82 at 0.5%, for half again the time).
+    /// 2,048 GPL-3 tokens, in the CLI's steps of two sequences: KL 1.153 → 0.923, perplexity
+    /// ratio 2.33 → 1.78, top-1 0.457 → 0.517, for 85% more time. In steps of four: 0.930 and
+    /// 1.80; 4 passes gave 0.947 and 1.82; a first step of 0.5% gave 0.956 and 1.82 with 4
+    /// passes, of 1% 1.053 and 1.98; 8,192 calibration tokens instead of 4,096 were hardly
+    /// better, 0.934 and 1.82 at 0.5%, for half again the time).
     pub fn new(mode: Mode) -> Self {
         let mut options = Self {
             mode,
