@@ -123,9 +123,9 @@ impl Options {
     /// perplexity ratio 1.70, top-1 0.516, rel MSE 0.0830, where 8 passes over 4,096 (the same
     /// steps) gave 0.923, 1.78, 0.517, 0.0850 — for 11.5 GB of memory at the peak instead of
     /// 4.7 (every projection's inputs are kept until their moments are taken) and about half
-    /// again the time. Over 4,096 tokens: steps of four gave 0.930 and 1.80; 4 passes 0.947 and
-    /// 1.82; a first step of 0.5% 0.956 and 1.82 with 4 passes, of 1% 1.053 and 1.98; 8,192
-    /// tokens at 0.5% and 4 passes 0.934 and 1.82.
+    /// again the time. Over 4,096 tokens in steps of four (8 passes: the CLI's batch size notes
+    /// them), 4 passes gave 0.947 and 1.82; a first step of 0.5% 0.956 and 1.82 with 4 passes,
+    /// of 1% 1.053 and 1.98; 8,192 tokens at 0.5% and 4 passes 0.934 and 1.82.
     pub fn new(mode: Mode) -> Self {
         let mut options = Self {
             mode,
