@@ -99,6 +99,9 @@ pub struct CompressArgs {
     /// (default: 0.0025 in 2bit mode, 0.002 otherwise).
     #[arg(long)]
     pub tune_step_size: Option<f32>,
+    /// Calibration sequences whose gradients add up to one distillation step (default: 2).
+    #[arg(long)]
+    pub tune_batch: Option<usize>,
     /// Bytes per shard.
     #[arg(long, default_value_t = novaq::format::write::DEFAULT_SHARD_SIZE)]
     pub shard_size: u64,

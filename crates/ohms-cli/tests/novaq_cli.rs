@@ -107,6 +107,8 @@ fn bad_inputs_are_clear_errors_not_panics() {
         ("--tune-epochs", "65", "--tune-epochs"),
         ("--tune-step-size", "0", "--tune-step-size"),
         ("--tune-step-size", "NaN", "--tune-step-size"),
+        ("--tune-batch", "0", "--tune-batch"),
+        ("--tune-batch", "65", "--tune-batch"),
     ] {
         let o = ohms(&[
             "novaq",
@@ -299,7 +301,17 @@ fn distillation_lowers_the_divergence_of_a_trained_model_at_the_same_size() {
         return;
     };
     let dir = scratch("distill");
-    let flags = |epochs| ["--mode", "2bit", "--tune-epochs", epochs];
+    // Fewer calibration tokens than the preset's keep the test quick.
+    let flags = |epochs| {
+        [
+            "--mode",
+            "2bit",
+            "--calibration-tokens",
+            "16384",
+            "--tune-epochs",
+            epochs,
+        ]
+    };
     assert_divergence_below(
         &fixture,
         &dir,

@@ -10,12 +10,14 @@
 
 pub mod distill;
 mod gemm;
+pub mod lockstep;
 
 use crate::config::Config;
 use crate::load::LoadError;
 use crate::math::{dot, silu};
 use crate::rope::Rotation;
 use gemm::{View, matmul};
+use novaq::Tensor;
 use rayon::prelude::*;
 
 /// One block's weights (or their gradients), dense and row-major.
@@ -92,6 +94,13 @@ impl Params {
             output,
             output_norm,
             layers,
+        })
+    }
+
+    /// The weights of `tensors` (dense, named as in GGUF).
+    pub fn from_tensors(config: &Config, tensors: &[Tensor]) -> Result<Self, LoadError> {
+        Self::assemble(config, |name| {
+            Some(tensors.iter().find(|t| t.name == name)?.data.clone())
         })
     }
 

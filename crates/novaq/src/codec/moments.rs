@@ -21,48 +21,100 @@ pub struct InputMoments {
     pub matrix: Vec<f64>,
 }
 
-/// Columns of the transposed inputs reduced per task; bounds the f32 partial sums.
-const SAMPLE_BLOCK: usize = 256;
+/// Samples whose products are summed in f32 before joining the f64 total; bounds the f32
+/// partial sums.
+pub const SAMPLE_BLOCK: usize = 256;
 
-impl InputMoments {
-    /// Moments of `inputs`, `n × cols` row-major. Products are summed in f32 over blocks of
-    /// [`SAMPLE_BLOCK`] samples and the blocks in f64, in a fixed order (deterministic).
-    pub fn from_inputs(inputs: &[f32], cols: usize) -> Self {
-        assert!(cols > 0 && inputs.len().is_multiple_of(cols));
-        let n = inputs.len() / cols;
-        // Transposed: one contiguous run per column, so every entry is one dot product.
-        let mut columns = vec![0f32; inputs.len()];
-        for (s, x) in inputs.chunks_exact(cols).enumerate() {
-            for (c, &v) in x.iter().enumerate() {
-                columns[c * n + s] = v;
-            }
+/// Running sums of `x xᵀ` over input vectors that arrive a block at a time, so measuring the
+/// moments of many samples needs memory for one block, not for all of them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MomentSums {
+    cols: usize,
+    samples: u64,
+    /// Upper triangle (and diagonal) of `Σ x xᵀ`, row-major `cols × cols`.
+    sums: Vec<f64>,
+}
+
+impl MomentSums {
+    pub fn new(cols: usize) -> Self {
+        assert!(cols > 0);
+        Self {
+            cols,
+            samples: 0,
+            sums: vec![0f64; cols * cols],
         }
-        let mut matrix = vec![0f64; cols * cols];
-        matrix
-            .par_chunks_mut(cols)
-            .enumerate()
-            .for_each(|(i, row)| {
-                let a = &columns[i * n..(i + 1) * n];
-                for (j, out) in row.iter_mut().enumerate().skip(i) {
-                    let b = &columns[j * n..(j + 1) * n];
-                    let sum: f64 = a
-                        .chunks(SAMPLE_BLOCK)
-                        .zip(b.chunks(SAMPLE_BLOCK))
-                        .map(|(x, y)| dot::<f32, 8>(x, y) as f64)
-                        .sum();
-                    *out = sum / n.max(1) as f64;
+    }
+
+    pub fn cols(&self) -> usize {
+        self.cols
+    }
+
+    /// Adds `inputs`, `n × cols` row-major, [`SAMPLE_BLOCK`] samples at a time: products are
+    /// summed in f32 within a block and the blocks in f64, in order (deterministic).
+    pub fn add(&mut self, inputs: &[f32]) {
+        let cols = self.cols;
+        assert!(inputs.len().is_multiple_of(cols));
+        for block in inputs.chunks(SAMPLE_BLOCK * cols) {
+            let n = block.len() / cols;
+            // Transposed: one contiguous run per column, so every entry is one dot product.
+            let mut columns = vec![0f32; block.len()];
+            for (s, x) in block.chunks_exact(cols).enumerate() {
+                for (c, &v) in x.iter().enumerate() {
+                    columns[c * n + s] = v;
                 }
-            });
+            }
+            self.sums
+                .par_chunks_mut(cols)
+                .enumerate()
+                .for_each(|(i, row)| {
+                    let a = &columns[i * n..(i + 1) * n];
+                    for (j, out) in row.iter_mut().enumerate().skip(i) {
+                        *out += dot::<f32, 8>(a, &columns[j * n..(j + 1) * n]) as f64;
+                    }
+                });
+            self.samples += n as u64;
+        }
+    }
+
+    /// Adds the samples `other` has summed.
+    pub fn merge(&mut self, other: &Self) {
+        assert_eq!(self.cols, other.cols);
+        for (sum, more) in self.sums.iter_mut().zip(&other.sums) {
+            *sum += more;
+        }
+        self.samples += other.samples;
+    }
+
+    /// The mean of `x xᵀ` over every sample added.
+    pub fn finish(self) -> InputMoments {
+        let Self {
+            cols,
+            samples,
+            sums: mut matrix,
+        } = self;
+        let n = samples.max(1) as f64;
         for i in 0..cols {
+            for j in i..cols {
+                matrix[i * cols + j] /= n;
+            }
             for j in 0..i {
                 matrix[i * cols + j] = matrix[j * cols + i];
             }
         }
-        Self {
+        InputMoments {
             cols,
-            samples: n as u64,
+            samples,
             matrix,
         }
+    }
+}
+
+impl InputMoments {
+    /// Moments of `inputs`, `n × cols` row-major (see [`MomentSums::add`]).
+    pub fn from_inputs(inputs: &[f32], cols: usize) -> Self {
+        let mut sums = MomentSums::new(cols);
+        sums.add(inputs);
+        sums.finish()
     }
 
     /// The moments of `T x`: `T E[x xᵀ] Tᵀ`, for inputs that a rotated matrix multiplies.
@@ -104,6 +156,33 @@ mod tests {
         assert_eq!(m.samples, 2);
         assert_eq!(m.matrix, vec![5.0, -0.5, -0.5, 2.5]);
         assert_eq!(m.power(), vec![5.0, 2.5]);
+    }
+
+    #[test]
+    fn sums_taken_block_by_block_match_the_sums_of_all_inputs() {
+        let cols = 5;
+        let inputs: Vec<f32> = (0..cols * (2 * SAMPLE_BLOCK + 37))
+            .map(|i| ((i * 7919 % 61) as f32 - 30.0) / 10.0)
+            .collect();
+        let all = InputMoments::from_inputs(&inputs, cols);
+        // Two parts, each added in uneven pieces, then merged: the same moments (up to f64
+        // rounding, since the blocks fall elsewhere).
+        let (first, second) = inputs.split_at(cols * (SAMPLE_BLOCK + 11));
+        let mut a = MomentSums::new(cols);
+        for piece in first.chunks(cols * 100) {
+            a.add(piece);
+        }
+        let mut b = MomentSums::new(cols);
+        b.add(second);
+        a.merge(&b);
+        let merged = a.finish();
+        assert_eq!(merged.samples, all.samples);
+        for (x, y) in merged.matrix.iter().zip(&all.matrix) {
+            assert!((x - y).abs() < 1e-5 * (1.0 + x.abs()), "{x} vs {y}");
+        }
+        // Symmetric, and nothing added means zero moments.
+        assert_eq!(merged.matrix[cols], merged.matrix[1]);
+        assert_eq!(MomentSums::new(2).finish().matrix, vec![0.0; 4]);
     }
 
     #[test]

@@ -1,59 +1,62 @@
 //! Calibration for the additive fit: the uncompressed model generates text from BOS with a
-//! fixed seed (no outside data), and every projection records the inputs it multiplies; their
-//! second moments weigh the fit and drive error feedback.
+//! fixed seed (no outside data), many sequences in lockstep, and the second moments of every
+//! projection's inputs are taken a block at a time as they go (memory does not grow with the
+//! tokens); they weigh the fit and drive error feedback.
 
 use anyhow::anyhow;
 use novaq::Tensor;
-use novaq::codec::{Calibration, InputMoments};
+use novaq::codec::{Calibration, MomentSums, SAMPLE_BLOCK};
 use novaq::read::Metadata;
-use ohms_llm::eval::sample_sequences;
-use ohms_llm::load::{dense, load_model_with};
-use ohms_llm::{Config, DenseMatrix, Linear, Model, Tokenizer};
-use std::cell::RefCell;
+use ohms_llm::train::Params;
+use ohms_llm::train::lockstep::{Input, sample_sequences};
+use ohms_llm::{Config, Tokenizer};
 use std::sync::Arc;
 
 /// Longest generated sequence; longer budgets generate several.
 const MAX_SEQUENCE: usize = 128;
-/// Models generating at once, each on its own thread with its own seed. Fixed (not the core
-/// count) so the calibration, and so the compressed model, is the same on every machine.
-const WORKERS: usize = 2;
 /// Mixed into the seed so calibration never samples the sequences `eval` scores by default
 /// (both start from BOS with the same sampler).
 const CALIBRATION_STREAM: u64 = 0xCA11_B4A7_E000;
-
-/// One projection's recorded inputs: tensor name, input width, `n × width` values.
-type Recorded = (String, usize, Vec<f32>);
-
-/// One worker's recorded inputs, projection by projection, and the sequences it generated.
-type WorkerRun = (Vec<Recorded>, Vec<Vec<u32>>);
-
-/// A dense projection that keeps every input it multiplies.
-struct Recording {
-    name: String,
-    matrix: DenseMatrix,
-    inputs: RefCell<Vec<f32>>,
-}
-
-impl Linear for Recording {
-    fn rows(&self) -> usize {
-        self.matrix.rows()
-    }
-
-    fn cols(&self) -> usize {
-        self.matrix.cols()
-    }
-
-    fn matvec(&self, x: &[f32], out: &mut [f32]) {
-        self.inputs.borrow_mut().extend_from_slice(x);
-        self.matrix.matvec(x, out);
-    }
-}
 
 /// What calibration measured: the generated sequences, and the moments of the inputs every
 /// projection saw while generating them.
 pub struct Measured {
     pub calibration: Calibration,
     pub sequences: Vec<Vec<u32>>,
+}
+
+/// The moments of one input, taken a block of samples at a time as the sequences advance.
+struct Measuring {
+    /// The projections that multiply this input (tensor names).
+    names: Vec<String>,
+    sums: MomentSums,
+    /// Rows not yet summed (fewer than [`SAMPLE_BLOCK`]).
+    pending: Vec<f32>,
+}
+
+impl Measuring {
+    fn new(names: Vec<String>, cols: usize) -> Self {
+        Self {
+            names,
+            sums: MomentSums::new(cols),
+            pending: Vec::with_capacity(SAMPLE_BLOCK * cols),
+        }
+    }
+
+    fn add(&mut self, rows: &[f32]) {
+        self.pending.extend_from_slice(rows);
+        let full = self.pending.len() / (SAMPLE_BLOCK * self.sums.cols()) * SAMPLE_BLOCK;
+        if full > 0 {
+            let cut = full * self.sums.cols();
+            self.sums.add(&self.pending[..cut]);
+            self.pending.drain(..cut);
+        }
+    }
+
+    fn finish(mut self) -> (Vec<String>, MomentSums) {
+        self.sums.add(&self.pending);
+        (self.names, self.sums)
+    }
 }
 
 /// Input moments of every projection, keyed by tensor name, from about `tokens` generated
@@ -72,108 +75,75 @@ pub fn input_moments(
         .ok()
         .and_then(|t| t.bos)
         .unwrap_or(1);
-    let length = tokens.clamp(2, MAX_SEQUENCE);
-    let sequences = tokens.div_ceil(length);
-    let runs: Vec<anyhow::Result<WorkerRun>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..WORKERS)
-            .map(|worker| {
-                let config = config.clone();
-                let share = sequences / WORKERS + usize::from(worker < sequences % WORKERS);
-                scope.spawn(move || {
-                    record(
-                        config,
-                        tensors,
-                        start,
-                        share,
-                        length,
-                        seed ^ CALIBRATION_STREAM ^ worker as u64,
-                    )
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().expect("calibration worker panicked"))
-            .collect()
-    });
-    // Inputs of all workers, in worker order, per projection.
-    let mut merged: Vec<Recorded> = Vec::new();
-    let mut all_sequences = Vec::new();
-    for run in runs {
-        let (recorded, sequences) = run?;
-        all_sequences.extend(sequences);
-        for (i, (name, cols, inputs)) in recorded.into_iter().enumerate() {
-            match merged.get_mut(i) {
-                Some(m) => m.2.extend_from_slice(&inputs),
-                None => merged.push((name, cols, inputs)),
-            }
-        }
+    if start as usize >= config.vocab_size {
+        return Err(anyhow!(
+            "the model's BOS token {start} is outside its vocabulary of {}",
+            config.vocab_size
+        ));
     }
+    let params = Params::from_tensors(&config, tensors)
+        .map_err(|e| anyhow!("cannot run the source model for calibration: {e}"))?;
+    let length = tokens.clamp(2, MAX_SEQUENCE.min(config.context_length.max(2)));
+    let count = tokens.div_ceil(length);
+    let mut inputs = projection_inputs(&config, has_output);
+    let sequences = sample_sequences(
+        &config,
+        &params,
+        start,
+        count,
+        length,
+        seed ^ CALIBRATION_STREAM,
+        |input, rows| inputs[index(&config, input)].add(rows),
+    );
     let mut calibration = Calibration::new();
-    // Projections of one input (q, k, v; gate, up) come one after another and share moments.
-    let mut previous: Option<(Vec<f32>, Arc<InputMoments>)> = None;
-    for (name, cols, inputs) in merged {
-        if inputs.is_empty() {
-            continue;
+    for measuring in inputs {
+        let (names, sums) = measuring.finish();
+        let moments = Arc::new(sums.finish());
+        for name in names {
+            calibration.insert(name, moments.clone());
         }
-        let moments = match &previous {
-            Some((seen, moments)) if *seen == inputs => moments.clone(),
-            _ => Arc::new(InputMoments::from_inputs(&inputs, cols)),
-        };
-        // A tied output projection is the embedding table.
-        let name = if name == "output.weight" && !has_output {
-            "token_embd.weight".to_owned()
-        } else {
-            name
-        };
-        calibration.insert(name, moments.clone());
-        previous = Some((inputs, moments));
     }
     Ok(Some(Measured {
         calibration,
-        sequences: all_sequences,
+        sequences,
     }))
 }
 
-/// One worker: `count` sequences from `start`; the inputs of every projection, in model order,
-/// and the sequences.
-fn record(
-    config: Config,
-    tensors: &[Tensor],
-    start: u32,
-    count: usize,
-    length: usize,
-    seed: u64,
-) -> anyhow::Result<WorkerRun> {
-    let mut model = load_model_with(config, tensors.to_vec(), |t| Recording {
-        name: t.name.clone(),
-        inputs: RefCell::new(Vec::new()),
-        matrix: dense(t),
-    })
-    .map_err(|e| anyhow!("cannot run the source model for calibration: {e}"))?;
-    let sequences = sample_sequences(&mut model, start, count, length, seed)
-        .map_err(|e| anyhow!("calibration run failed: {e}"))?;
-    let recorded = projections(&model)
-        .into_iter()
-        .map(|p| (p.name.clone(), p.matrix.cols(), p.inputs.take()))
-        .collect();
-    Ok((recorded, sequences))
-}
-
-fn projections(model: &Model<Recording>) -> Vec<&Recording> {
-    let weights = model.weights();
-    let mut out = Vec::new();
-    for layer in &weights.layers {
+/// One measurement per distinct input, in [`index`] order, each naming the projections that
+/// multiply it: a block's q, k and v read the same normed input, and so do its gate and up.
+fn projection_inputs(c: &Config, has_output: bool) -> Vec<Measuring> {
+    let mut out = Vec::with_capacity(4 * c.n_layers + 1);
+    for l in 0..c.n_layers {
+        let names = |parts: &[&str]| -> Vec<String> {
+            parts
+                .iter()
+                .map(|p| format!("blk.{l}.{p}.weight"))
+                .collect()
+        };
         out.extend([
-            &layer.wq,
-            &layer.wk,
-            &layer.wv,
-            &layer.wo,
-            &layer.w_gate,
-            &layer.w_up,
-            &layer.w_down,
+            Measuring::new(names(&["attn_q", "attn_k", "attn_v"]), c.dim),
+            Measuring::new(names(&["attn_output"]), c.dim),
+            Measuring::new(names(&["ffn_gate", "ffn_up"]), c.dim),
+            Measuring::new(names(&["ffn_down"]), c.hidden_dim),
         ]);
     }
-    out.push(&weights.output);
+    // A tied output projection is the embedding table.
+    let output = if has_output {
+        "output.weight"
+    } else {
+        "token_embd.weight"
+    };
+    out.push(Measuring::new(vec![output.to_owned()], c.dim));
     out
+}
+
+/// Where `input`'s measurement sits in [`projection_inputs`].
+fn index(c: &Config, input: Input) -> usize {
+    match input {
+        Input::Attention(l) => 4 * l,
+        Input::AttentionOutput(l) => 4 * l + 1,
+        Input::FeedForward(l) => 4 * l + 2,
+        Input::FeedForwardHidden(l) => 4 * l + 3,
+        Input::Output => 4 * c.n_layers,
+    }
 }

@@ -17,6 +17,9 @@ const MAX_REFINE_SWEEPS: usize = 8;
 /// Distillation passes over the calibration sequences: far past where it stops paying.
 const MAX_TUNE_EPOCHS: usize = 64;
 
+/// Sequences per distillation step: past this a step's memory grows for little gain.
+const MAX_TUNE_BATCH: usize = 64;
+
 /// Largest first distillation step (a share of each parameter's scale): larger diverges.
 const MAX_TUNE_STEP_SIZE: f32 = 0.1;
 
@@ -71,6 +74,12 @@ pub fn run(args: &CompressArgs) -> anyhow::Result<()> {
     {
         bail!("--tune-step-size must lie in (0, {MAX_TUNE_STEP_SIZE}], not {step}");
     }
+    if args
+        .tune_batch
+        .is_some_and(|batch| !(1..=MAX_TUNE_BATCH).contains(&batch))
+    {
+        bail!("--tune-batch must lie between 1 and {MAX_TUNE_BATCH}");
+    }
     let source = source::open(&args.input)?;
     if source.tensors.is_empty() {
         bail!("{} holds no tensors", args.input.display());
@@ -112,18 +121,24 @@ pub fn run(args: &CompressArgs) -> anyhow::Result<()> {
     if let Some(step) = args.tune_step_size {
         options.tune_step_size = step;
     }
+    if let Some(batch) = args.tune_batch {
+        options.tune_batch = batch;
+    }
     let measured = match mode {
         Mode::Additive { .. } if options.calibration_tokens > 0 => {
             eprintln!(
                 "measuring the inputs of every projection over {} generated tokens",
                 options.calibration_tokens
             );
-            calibrate::input_moments(
+            let measuring = Instant::now();
+            let measured = calibrate::input_moments(
                 &source.metadata,
                 &source.tensors,
                 options.calibration_tokens,
                 args.seed,
-            )?
+            )?;
+            eprintln!("measured in {:.0} s", measuring.elapsed().as_secs_f64());
+            measured
         }
         _ => None,
     };

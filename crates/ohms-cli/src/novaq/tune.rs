@@ -8,11 +8,6 @@ use ohms_llm::Config;
 use ohms_llm::train::distill::{DistillOptions, distill as run};
 use std::time::Instant;
 
-/// Calibration sequences whose gradients add up to one step: 256 positions. Twice the steps
-/// of 4 per pass, for a sixth more time (SmolLM2 2bit over 2,048 GPL-3 tokens: KL 0.930 →
-/// 0.923, perplexity ratio 1.801 → 1.784, top-1 0.510 → 0.517).
-const BATCH: usize = 2;
-
 /// Tunes `compressed` on `sequences` for `options.tune_epochs` passes, reporting each pass's
 /// mean KL divergence on stderr.
 pub fn distill(
@@ -33,7 +28,7 @@ pub fn distill(
     let start = Instant::now();
     let tune = DistillOptions {
         epochs: options.tune_epochs,
-        batch: BATCH,
+        batch: options.tune_batch,
         step_size: options.tune_step_size,
         norms: true,
     };

@@ -1,8 +1,9 @@
 //! Distillation: tuning a compressed model so that its predictions match the source model's.
 //!
-//! The source model scores a set of token sequences once (its log-probabilities after every
-//! position). Then, step by step, the compressed model runs the same sequences, the gradient
-//! of `KL(source ‖ compressed)` flows back to every decoded matrix ([`super::backward`]), and
+//! Step by step, the source model scores a few token sequences (its log-probabilities after
+//! every position, scored when a step needs them and not kept, so memory does not grow with
+//! the number of sequences), the compressed model runs the same sequences, the gradient of
+//! `KL(source ‖ compressed)` flows back to every decoded matrix ([`super::backward`]), and
 //! [`Tuner`] moves the row scales and codebook entries (and, if asked, the norms' gains) by
 //! Adam steps. The codes never change, so neither does the size of the model.
 
@@ -46,17 +47,7 @@ pub fn distill(
         .enumerate()
         .map(|(i, t)| (t.name.as_str(), i))
         .collect();
-    let teacher = {
-        let source = |name: &str| {
-            let t = sources.iter().find(|t| t.name == name)?;
-            Some(t.data.clone())
-        };
-        let params = Params::assemble(config, source)?;
-        sequences
-            .iter()
-            .map(|tokens| log_softmax_rows(&forward(config, &params, tokens).logits, vocab))
-            .collect::<Vec<_>>()
-    };
+    let teacher = Params::from_tensors(config, sources)?;
     let mut tuner = Tuner::new(compressed, options.norms);
     let tuned = tuner.tensors();
     let mut student = Params::assemble(config, |name| {
@@ -70,13 +61,14 @@ pub fn distill(
     let mut step = 0;
     for epoch in 0..options.epochs {
         let (mut kl_sum, mut positions) = (0f64, 0usize);
-        for (chunk, teachers) in sequences.chunks(batch).zip(teacher.chunks(batch)) {
+        for chunk in sequences.chunks(batch) {
             grads.zero();
             let batch_positions: usize = chunk.iter().map(Vec::len).sum();
-            for (tokens, teacher) in chunk.iter().zip(teachers) {
+            for tokens in chunk {
+                let target = log_softmax_rows(&forward(config, &teacher, tokens).logits, vocab);
                 let tape = forward(config, &student, tokens);
                 let scale = 1.0 / batch_positions as f32;
-                let (kl, d_logits) = kl_divergence(&tape.logits, teacher, vocab, scale);
+                let (kl, d_logits) = kl_divergence(&tape.logits, &target, vocab, scale);
                 backward(config, &student, &tape, &d_logits, &mut grads);
                 kl_sum += kl;
             }

@@ -160,3 +160,62 @@ fn kl_of_a_model_with_itself_is_zero_with_zero_gradient() {
     assert!(kl.abs() < 1e-5, "{kl}");
     assert!(grad.iter().all(|g| g.abs() < 1e-6));
 }
+
+#[test]
+fn lockstep_sampling_matches_the_token_by_token_model() {
+    use crate::sample::Sampler;
+    use lockstep::{GROUP, Input};
+    let (count, len, seed) = (GROUP + 3, 9, 42);
+    for tied in [true, false] {
+        let c = config(tied);
+        let p = params(&c, 5);
+        let mut seen: Vec<(Input, Vec<f32>)> = Vec::new();
+        let sequences = lockstep::sample_sequences(&c, &p, 1, count, len, seed, |input, rows| {
+            if matches!(input, Input::FeedForwardHidden(1) | Input::Output) {
+                seen.push((input, rows.to_vec()));
+            }
+        });
+        // The same sampling, one model per sequence, one token at a time: a group's sequences
+        // draw from the generator in order at every step.
+        let mut sampler = Sampler::top_p(1.0, 1.0, seed);
+        let mut expected: Vec<Vec<u32>> = Vec::new();
+        for first in (0..count).step_by(GROUP) {
+            let n = GROUP.min(count - first);
+            let mut models: Vec<_> = (0..n).map(|_| model(&c, &p)).collect();
+            let mut group = vec![vec![1u32]; n];
+            for pos in 0..len - 1 {
+                for (m, tokens) in models.iter_mut().zip(&mut group) {
+                    let logits = m.forward(tokens[pos], pos).expect("in range");
+                    tokens.push(sampler.sample(logits));
+                }
+            }
+            expected.extend(group);
+        }
+        assert_eq!(sequences, expected, "tied {tied}");
+        assert!(sequences.iter().any(|s| s[1..] != sequences[0][1..]));
+        // Every step shows each input once per step, one row per sequence of the group,
+        // equal to what the sequence-level pass computes at that position.
+        assert_eq!(seen.len(), 2 * 2 * (len - 1));
+        let tapes: Vec<Tape> = sequences.iter().map(|s| forward(&c, &p, s)).collect();
+        let mut steps = seen.chunks_exact(2);
+        for first in (0..count).step_by(GROUP) {
+            let n = GROUP.min(count - first);
+            for pos in 0..len - 1 {
+                let step = steps.next().expect("a step per position");
+                for (input, rows) in step {
+                    let (width, of): (usize, fn(&Tape) -> &[f32]) = match input {
+                        Input::FeedForwardHidden(_) => (c.hidden_dim, |t| &t.layers[1].h),
+                        _ => (c.dim, |t| &t.f),
+                    };
+                    assert_eq!(rows.len(), n * width);
+                    for (s, row) in rows.chunks_exact(width).enumerate() {
+                        let want = &of(&tapes[first + s])[pos * width..(pos + 1) * width];
+                        for (a, b) in row.iter().zip(want) {
+                            assert!((a - b).abs() < 1e-4, "{input:?} {pos}: {a} vs {b}");
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
