@@ -115,22 +115,22 @@ impl Options {
     /// the weights stay exact (fewer cost more quality than they save). Error feedback is
     /// followed by two refinement sweeps at 2 bits (SmolLM2: perplexity ratio 3.54 → 3.33 over
     /// 2,048 tokens), none at 4 bits (no better there, a quarter more time), one otherwise.
-    /// At 2 bits the inputs are measured over 16,384 tokens and damped by 0.3 (SmolLM2, over
+    /// At 2 bits the inputs are measured over 65,536 tokens and damped by 0.3 (SmolLM2, over
     /// 4,096: KL 1.495 → 1.293, perplexity ratio 3.33 → 2.70); elsewhere over 1,024, damped by
     /// 1.0. At 2 bits a codebook set may take 4.5% of its tensors' code bits, so each of
     /// SmolLM2's feed-forward matrices (and key and value projections) gets one of its own: KL
     /// 1.293 → 1.153, perplexity ratio 2.70 → 2.33, for 0.043 more bits per weight. At 4 bits
     /// the same gave the key projections their own sets and lost quality (KL 0.165 → 0.172), so
     /// the other modes keep [`plan::CODEBOOK_BUDGET`]. At 2 bits the coded model is then
-    /// distilled for 2 passes over the calibration sequences, first step 0.25% ([`tune`]).
+    /// distilled for one pass over the calibration sequences, first step 0.25% ([`tune`]).
     /// Fresh sequences generalise better than repeated ones: SmolLM2 over 2,048 GPL-3 tokens,
-    /// in steps of two sequences, 2 passes over 16,384 tokens gave KL 0.865,
-    /// perplexity ratio 1.70, top-1 0.516, rel MSE 0.0830, where 8 passes over 4,096 (the same
-    /// steps) gave 0.923, 1.78, 0.517, 0.0850 — for 11.5 GB of memory at the peak instead of
-    /// 4.7 (every projection's inputs are kept until their moments are taken) and about half
-    /// again the time. Over 4,096 tokens in steps of four (8 passes: [`Options::tune_batch`] notes
-    /// them), 4 passes gave 0.947 and 1.82; a first step of 0.5% 0.956 and 1.82 with 4 passes,
-    /// of 1% 1.053 and 1.98; 8,192 tokens at 0.5% and 4 passes 0.934 and 1.82.
+    /// in steps of two sequences, gave KL 0.923, perplexity ratio 1.78, top-1 0.517 with 8
+    /// passes over 4,096 tokens; 0.865, 1.70, 0.516 with 2 passes over 16,384 (the same
+    /// steps); 0.838, 1.62, 0.522 with one pass over 32,768 (the same steps again); 0.797,
+    /// 1.59, 0.535 with one pass over 65,536. A third pass over 16,384 added nothing (0.863,
+    /// 1.71). Over 4,096 tokens in steps of four, 4 passes gave 0.947 and 1.82; a first step
+    /// of 0.5% 0.956 and 1.82 with 4 passes, of 1% 1.053 and 1.98; 8,192 tokens at 0.5% and 4
+    /// passes 0.934 and 1.82.
     pub fn new(mode: Mode) -> Self {
         let mut options = Self {
             mode,
@@ -165,10 +165,10 @@ impl Options {
                 }
                 options.outlier_fraction = 0.0;
                 options.refine_sweeps = 2;
-                options.calibration_tokens = 16_384;
+                options.calibration_tokens = 65_536;
                 options.damping = 0.3;
                 options.codebook_budget = 0.045;
-                options.tune_epochs = 2;
+                options.tune_epochs = 1;
                 options.tune_step_size = 0.0025;
             }
             Mode::Additive { books: 2, dim: 4 } => {

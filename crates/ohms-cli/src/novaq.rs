@@ -63,7 +63,7 @@ pub struct CompressArgs {
     pub seed: u64,
     /// Tokens the source model generates (from BOS, fixed seed) to measure the inputs each
     /// projection sees; the additive modes weigh their fit by them and compensate each block's
-    /// error with the columns after it (default: 16384 in 2bit mode, 1024 otherwise). 0 fits
+    /// error with the columns after it (default: 65536 in 2bit mode, 1024 otherwise). 0 fits
     /// weights alone.
     #[arg(long)]
     pub calibration_tokens: Option<usize>,
@@ -92,7 +92,7 @@ pub struct CompressArgs {
     pub outlier_fraction: Option<f64>,
     /// Passes of distillation after coding: the codes stay, row scales, codebook entries and
     /// norm gains move so that the compressed model's predictions on the calibration text
-    /// match the source model's (default: 2 in 2bit mode, none otherwise; 0 skips it).
+    /// match the source model's (default: 1 in 2bit mode, none otherwise; 0 skips it).
     #[arg(long)]
     pub tune_epochs: Option<usize>,
     /// First distillation step, as a share of each parameter array's mean absolute value
