@@ -63,7 +63,7 @@ pub struct CompressArgs {
     pub seed: u64,
     /// Tokens the source model generates (from BOS, fixed seed) to measure the inputs each
     /// projection sees; the additive modes weigh their fit by them and compensate each block's
-    /// error with the columns after it (default: 65536 in 2bit mode, 1024 otherwise). 0 fits
+    /// error with the columns after it (default: 65536 in 2bit mode, 8192 otherwise). 0 fits
     /// weights alone.
     #[arg(long)]
     pub calibration_tokens: Option<usize>,
