@@ -26,7 +26,7 @@ pub mod scalar;
 pub mod tune;
 
 pub use mode::Mode;
-pub use moments::{Calibration, InputMoments, MomentSums, SAMPLE_BLOCK};
+pub use moments::{Calibration, InputMoments, MomentSums};
 
 use crate::format::blob::{AqTensor, ScalarTensor};
 use crate::kernel::{AqMatrix, QuantizedMatrix, ScalarMatrix};

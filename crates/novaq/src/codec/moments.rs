@@ -23,16 +23,19 @@ pub struct InputMoments {
 
 /// Samples whose products are summed in f32 before joining the f64 total; bounds the f32
 /// partial sums.
-pub const SAMPLE_BLOCK: usize = 256;
+const SAMPLE_BLOCK: usize = 256;
 
-/// Running sums of `x xᵀ` over input vectors that arrive a block at a time, so measuring the
-/// moments of many samples needs memory for one block, not for all of them.
+/// Running sums of `x xᵀ` over input vectors that arrive in pieces of any size, summed a
+/// [`SAMPLE_BLOCK`] at a time, so measuring the moments of many samples needs memory for one
+/// block, not for all of them.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MomentSums {
     cols: usize,
     samples: u64,
     /// Upper triangle (and diagonal) of `Σ x xᵀ`, row-major `cols × cols`.
     sums: Vec<f64>,
+    /// Samples not yet summed: fewer than a block.
+    pending: Vec<f32>,
 }
 
 impl MomentSums {
@@ -42,18 +45,26 @@ impl MomentSums {
             cols,
             samples: 0,
             sums: vec![0f64; cols * cols],
+            pending: Vec::new(),
         }
     }
 
-    pub fn cols(&self) -> usize {
-        self.cols
-    }
-
-    /// Adds `inputs`, `n × cols` row-major, [`SAMPLE_BLOCK`] samples at a time: products are
-    /// summed in f32 within a block and the blocks in f64, in order (deterministic).
+    /// Adds `inputs`, `n × cols` row-major. Samples are summed [`SAMPLE_BLOCK`] at a time,
+    /// however they arrive: products in f32 within a block, the blocks in f64, in order
+    /// (deterministic).
     pub fn add(&mut self, inputs: &[f32]) {
         let cols = self.cols;
         assert!(inputs.len().is_multiple_of(cols));
+        self.pending.extend_from_slice(inputs);
+        let whole = self.pending.len() / (SAMPLE_BLOCK * cols) * SAMPLE_BLOCK * cols;
+        let rest = self.pending.split_off(whole);
+        let blocks = std::mem::replace(&mut self.pending, rest);
+        self.sum_blocks(&blocks);
+    }
+
+    /// Sums `inputs` into the totals, [`SAMPLE_BLOCK`] samples at a time.
+    fn sum_blocks(&mut self, inputs: &[f32]) {
+        let cols = self.cols;
         for block in inputs.chunks(SAMPLE_BLOCK * cols) {
             let n = block.len() / cols;
             // Transposed: one contiguous run per column, so every entry is one dot product.
@@ -76,21 +87,15 @@ impl MomentSums {
         }
     }
 
-    /// Adds the samples `other` has summed.
-    pub fn merge(&mut self, other: &Self) {
-        assert_eq!(self.cols, other.cols);
-        for (sum, more) in self.sums.iter_mut().zip(&other.sums) {
-            *sum += more;
-        }
-        self.samples += other.samples;
-    }
-
     /// The mean of `x xᵀ` over every sample added.
-    pub fn finish(self) -> InputMoments {
+    pub fn finish(mut self) -> InputMoments {
+        let pending = std::mem::take(&mut self.pending);
+        self.sum_blocks(&pending);
         let Self {
             cols,
             samples,
             sums: mut matrix,
+            ..
         } = self;
         let n = samples.max(1) as f64;
         for i in 0..cols {
@@ -165,16 +170,13 @@ mod tests {
             .map(|i| ((i * 7919 % 61) as f32 - 30.0) / 10.0)
             .collect();
         let all = InputMoments::from_inputs(&inputs, cols);
-        // Two parts, each added in uneven pieces, then merged: the same moments (up to f64
-        // rounding, since the blocks fall elsewhere).
+        // Two parts, the first added in uneven pieces: the same moments (up to f64 rounding).
         let (first, second) = inputs.split_at(cols * (SAMPLE_BLOCK + 11));
         let mut a = MomentSums::new(cols);
         for piece in first.chunks(cols * 100) {
             a.add(piece);
         }
-        let mut b = MomentSums::new(cols);
-        b.add(second);
-        a.merge(&b);
+        a.add(second);
         let merged = a.finish();
         assert_eq!(merged.samples, all.samples);
         for (x, y) in merged.matrix.iter().zip(&all.matrix) {

@@ -5,7 +5,7 @@
 
 use anyhow::anyhow;
 use novaq::Tensor;
-use novaq::codec::{Calibration, MomentSums, SAMPLE_BLOCK};
+use novaq::codec::{Calibration, MomentSums};
 use novaq::read::Metadata;
 use ohms_llm::train::Params;
 use ohms_llm::train::lockstep::{Input, sample_sequences};
@@ -25,39 +25,8 @@ pub struct Measured {
     pub sequences: Vec<Vec<u32>>,
 }
 
-/// The moments of one input, taken a block of samples at a time as the sequences advance.
-struct Measuring {
-    /// The projections that multiply this input (tensor names).
-    names: Vec<String>,
-    sums: MomentSums,
-    /// Rows not yet summed (fewer than [`SAMPLE_BLOCK`]).
-    pending: Vec<f32>,
-}
-
-impl Measuring {
-    fn new(names: Vec<String>, cols: usize) -> Self {
-        Self {
-            names,
-            sums: MomentSums::new(cols),
-            pending: Vec::with_capacity(SAMPLE_BLOCK * cols),
-        }
-    }
-
-    fn add(&mut self, rows: &[f32]) {
-        self.pending.extend_from_slice(rows);
-        let full = self.pending.len() / (SAMPLE_BLOCK * self.sums.cols()) * SAMPLE_BLOCK;
-        if full > 0 {
-            let cut = full * self.sums.cols();
-            self.sums.add(&self.pending[..cut]);
-            self.pending.drain(..cut);
-        }
-    }
-
-    fn finish(mut self) -> (Vec<String>, MomentSums) {
-        self.sums.add(&self.pending);
-        (self.names, self.sums)
-    }
-}
+/// The moments of one input, and the projections that multiply it (tensor names).
+type Measuring = (Vec<String>, MomentSums);
 
 /// Input moments of every projection, keyed by tensor name, from about `tokens` generated
 /// tokens. `None` when the file does not describe a Llama model this project runs.
@@ -93,11 +62,10 @@ pub fn input_moments(
         count,
         length,
         seed ^ CALIBRATION_STREAM,
-        |input, rows| inputs[index(&config, input)].add(rows),
+        |input, rows| inputs[index(&config, input)].1.add(rows),
     );
     let mut calibration = Calibration::new();
-    for measuring in inputs {
-        let (names, sums) = measuring.finish();
+    for (names, sums) in inputs {
         let moments = Arc::new(sums.finish());
         for name in names {
             calibration.insert(name, moments.clone());
@@ -121,10 +89,13 @@ fn projection_inputs(c: &Config, has_output: bool) -> Vec<Measuring> {
                 .collect()
         };
         out.extend([
-            Measuring::new(names(&["attn_q", "attn_k", "attn_v"]), c.dim),
-            Measuring::new(names(&["attn_output"]), c.dim),
-            Measuring::new(names(&["ffn_gate", "ffn_up"]), c.dim),
-            Measuring::new(names(&["ffn_down"]), c.hidden_dim),
+            (
+                names(&["attn_q", "attn_k", "attn_v"]),
+                MomentSums::new(c.dim),
+            ),
+            (names(&["attn_output"]), MomentSums::new(c.dim)),
+            (names(&["ffn_gate", "ffn_up"]), MomentSums::new(c.dim)),
+            (names(&["ffn_down"]), MomentSums::new(c.hidden_dim)),
         ]);
     }
     // A tied output projection is the embedding table.
@@ -133,7 +104,7 @@ fn projection_inputs(c: &Config, has_output: bool) -> Vec<Measuring> {
     } else {
         "token_embd.weight"
     };
-    out.push(Measuring::new(vec![output.to_owned()], c.dim));
+    out.push((vec![output.to_owned()], MomentSums::new(c.dim)));
     out
 }
 
