@@ -151,19 +151,17 @@ impl Rotation {
                 })
             })
             .collect();
-        let mut column = vec![T::default(); runs];
-        for j in 0..self.run {
-            for (out, row) in column.iter_mut().zip(mix.chunks_exact(runs)) {
-                let mut sum = T::default();
-                for (g, &c) in row.iter().enumerate() {
-                    sum = sum + c * v[g * self.run + j];
+        // Run by run of the output, so the innermost loop runs along contiguous values (it
+        // vectorizes); each value still sums its products in the order of the runs.
+        let mut mixed = vec![T::default(); self.n];
+        for (out, row) in mixed.chunks_exact_mut(self.run).zip(mix.chunks_exact(runs)) {
+            for (&c, run) in row.iter().zip(v.chunks_exact(self.run)) {
+                for (o, &x) in out.iter_mut().zip(run) {
+                    *o = *o + c * x;
                 }
-                *out = sum;
-            }
-            for (g, &value) in column.iter().enumerate() {
-                v[g * self.run + j] = value;
             }
         }
+        v.copy_from_slice(&mixed);
     }
 }
 

@@ -80,16 +80,29 @@ pub fn argmax(logits: &[f32]) -> u32 {
     best as u32
 }
 
-fn sample_top_p(logits: &[f32], temperature: f32, top_p: f32, coin: f32) -> u32 {
-    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let mut probs: Vec<(u32, f32)> = logits
+/// `(id, weight)` of every token, most likely first, ties by id, so the order (and thus the
+/// draw) is deterministic. The weights are non-negative, so their bits order them: one integer
+/// key per token sorts SmolLM2's 49,152 tokens in half the time of comparing pairs.
+fn most_likely_first(weights: &[f32]) -> Vec<(u32, f32)> {
+    let mut keys: Vec<u64> = weights
         .iter()
         .enumerate()
-        .map(|(i, &l)| (i as u32, libm::expf((l - max) / temperature)))
+        .map(|(id, w)| (u64::from(!w.to_bits()) << 32) | id as u64)
         .collect();
-    let total: f32 = probs.iter().map(|p| p.1).sum();
-    // Most likely first; ties by id so the order (and thus the draw) is deterministic.
-    probs.sort_unstable_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    keys.sort_unstable();
+    keys.iter()
+        .map(|&key| (key as u32, weights[key as u32 as usize]))
+        .collect()
+}
+
+fn sample_top_p(logits: &[f32], temperature: f32, top_p: f32, coin: f32) -> u32 {
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let weights: Vec<f32> = logits
+        .iter()
+        .map(|&l| libm::expf((l - max) / temperature))
+        .collect();
+    let total: f32 = weights.iter().sum();
+    let probs = most_likely_first(&weights);
     let mut kept = 0;
     let mut mass = 0.0;
     for &(_, p) in &probs {
@@ -114,6 +127,20 @@ fn sample_top_p(logits: &[f32], temperature: f32, top_p: f32, coin: f32) -> u32 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tokens_come_most_likely_first_and_ties_by_id() {
+        let weights = [0.5, 0.0, 1.0, 0.5, 1e-30, 0.25, 1.0, 0.0];
+        let mut expected: Vec<(u32, f32)> = weights
+            .iter()
+            .enumerate()
+            .map(|(i, &w)| (i as u32, w))
+            .collect();
+        expected.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        assert_eq!(most_likely_first(&weights), expected);
+        let ids: Vec<u32> = expected.iter().map(|p| p.0).collect();
+        assert_eq!(ids, [2, 6, 0, 3, 5, 4, 1, 7]);
+    }
 
     #[test]
     fn rng_is_deterministic_and_uniform_enough() {

@@ -25,6 +25,42 @@ where
     acc.into_iter().sum::<T>() + tail
 }
 
+/// The four dot products of `a[r]` with `b[c]` (slices of one length), each computed exactly
+/// as [`dot::<f32, 8>`](dot) computes it, with the same accumulators in the same order; sharing
+/// the loads between products is what makes it faster than four calls.
+#[inline(always)]
+pub fn dots_2x2(a: [&[f32]; 2], b: [&[f32]; 2]) -> [[f32; 2]; 2] {
+    const LANES: usize = 8;
+    let len = a[0].len();
+    assert!(a[1].len() == len && b[0].len() == len && b[1].len() == len);
+    let (a0, a0_tail) = a[0].as_chunks::<LANES>();
+    let (a1, a1_tail) = a[1].as_chunks::<LANES>();
+    let (b0, b0_tail) = b[0].as_chunks::<LANES>();
+    let (b1, b1_tail) = b[1].as_chunks::<LANES>();
+    let mut acc = [[[0f32; LANES]; 2]; 2];
+    for (((x0, x1), y0), y1) in a0.iter().zip(a1).zip(b0).zip(b1) {
+        for k in 0..LANES {
+            acc[0][0][k] += x0[k] * y0[k];
+            acc[0][1][k] += x0[k] * y1[k];
+            acc[1][0][k] += x1[k] * y0[k];
+            acc[1][1][k] += x1[k] * y1[k];
+        }
+    }
+    let tails = [[a0_tail, a1_tail], [b0_tail, b1_tail]];
+    let mut out = [[0f32; 2]; 2];
+    for (r, row) in out.iter_mut().enumerate() {
+        for (c, value) in row.iter_mut().enumerate() {
+            let tail: f32 = tails[0][r]
+                .iter()
+                .zip(tails[1][c])
+                .map(|(&x, &y)| x * y)
+                .sum();
+            *value = acc[r][c].into_iter().sum::<f32>() + tail;
+        }
+    }
+    out
+}
+
 /// Solves `A X = B` in place for symmetric positive-definite `a` (`n × n`, row-major) and `b`
 /// (`n × k`, row-major); `b` receives `X`. Returns `false` when `a` is not positive definite.
 pub fn cholesky_solve(a: &mut [f64], b: &mut [f64], n: usize, k: usize) -> bool {
