@@ -26,37 +26,42 @@ where
 }
 
 /// The four dot products of `a[r]` with `b[c]` (slices of one length), each computed exactly
-/// as [`dot::<f32, 8>`](dot) computes it, with the same accumulators in the same order; sharing
-/// the loads between products is what makes it faster than four calls.
-#[inline(always)]
-pub fn dots_2x2(a: [&[f32]; 2], b: [&[f32]; 2]) -> [[f32; 2]; 2] {
+/// as [`dot::<f32, 8>`](dot) computes it: the same eight accumulators, a product then a sum
+/// (no fused multiply-add), reduced in the same order. Each 256-bit register holds one
+/// product's accumulators, and the four products share their loads, which is what makes it
+/// about twice as fast as four calls.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+pub(crate) fn dots_2x2_avx2(a: [&[f32]; 2], b: [&[f32]; 2]) -> [[f32; 2]; 2] {
+    use core::arch::x86_64::{
+        __m256, _mm256_add_ps, _mm256_loadu_ps, _mm256_mul_ps, _mm256_setzero_ps, _mm256_storeu_ps,
+    };
     const LANES: usize = 8;
     let len = a[0].len();
     assert!(a[1].len() == len && b[0].len() == len && b[1].len() == len);
-    let (a0, a0_tail) = a[0].as_chunks::<LANES>();
-    let (a1, a1_tail) = a[1].as_chunks::<LANES>();
-    let (b0, b0_tail) = b[0].as_chunks::<LANES>();
-    let (b1, b1_tail) = b[1].as_chunks::<LANES>();
-    let mut acc = [[[0f32; LANES]; 2]; 2];
-    for (((x0, x1), y0), y1) in a0.iter().zip(a1).zip(b0).zip(b1) {
-        for k in 0..LANES {
-            acc[0][0][k] += x0[k] * y0[k];
-            acc[0][1][k] += x0[k] * y1[k];
-            acc[1][0][k] += x1[k] * y0[k];
-            acc[1][1][k] += x1[k] * y1[k];
-        }
+    let whole = len / LANES * LANES;
+    let mut acc: [__m256; 4] = [_mm256_setzero_ps(); 4];
+    for start in (0..whole).step_by(LANES) {
+        // SAFETY: `start + LANES <= len`, the length of all four slices.
+        let [x0, x1, y0, y1] =
+            [a[0], a[1], b[0], b[1]].map(|v| unsafe { _mm256_loadu_ps(v.as_ptr().add(start)) });
+        acc[0] = _mm256_add_ps(acc[0], _mm256_mul_ps(x0, y0));
+        acc[1] = _mm256_add_ps(acc[1], _mm256_mul_ps(x0, y1));
+        acc[2] = _mm256_add_ps(acc[2], _mm256_mul_ps(x1, y0));
+        acc[3] = _mm256_add_ps(acc[3], _mm256_mul_ps(x1, y1));
     }
-    let tails = [[a0_tail, a1_tail], [b0_tail, b1_tail]];
     let mut out = [[0f32; 2]; 2];
-    for (r, row) in out.iter_mut().enumerate() {
-        for (c, value) in row.iter_mut().enumerate() {
-            let tail: f32 = tails[0][r]
-                .iter()
-                .zip(tails[1][c])
-                .map(|(&x, &y)| x * y)
-                .sum();
-            *value = acc[r][c].into_iter().sum::<f32>() + tail;
-        }
+    for (t, sums) in acc.into_iter().enumerate() {
+        let (r, c) = (t / 2, t % 2);
+        let mut lanes = [0f32; LANES];
+        // SAFETY: `lanes` holds the register's eight values.
+        unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), sums) };
+        let tail: f32 = a[r][whole..]
+            .iter()
+            .zip(&b[c][whole..])
+            .map(|(&x, &y)| x * y)
+            .sum();
+        out[r][c] = lanes.into_iter().sum::<f32>() + tail;
     }
     out
 }

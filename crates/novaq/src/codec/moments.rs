@@ -3,7 +3,9 @@
 //! square input) weighs the codebook fit; the whole matrix drives error feedback
 //! ([`super::feedback`]), which makes later columns absorb the errors of earlier ones.
 
-use super::linalg::{dot, dots_2x2};
+use super::linalg::dot;
+#[cfg(target_arch = "x86_64")]
+use super::linalg::dots_2x2_avx2;
 use crate::rotation::Rotation;
 use rayon::prelude::*;
 use std::collections::BTreeMap;
@@ -111,9 +113,8 @@ impl MomentSums {
 
 /// Adds to `rows` (one or two rows of the sums, from row `first`) the products of their
 /// columns of `columns` (`cols × n`, one contiguous run per column) with every later column:
-/// the upper triangle, in 2 × 2 tiles, each entry one `dot::<f32, 8>` so that the sums do not
-/// depend on the tiling or the instruction set. A tile on the diagonal also writes one entry
-/// below it, which [`MomentSums::finish`] overwrites.
+/// the upper triangle, each entry one `dot::<f32, 8>`, so that the sums do not depend on the
+/// instruction set.
 fn add_products(columns: &[f32], n: usize, first: usize, rows: &mut [f64]) {
     #[cfg(target_arch = "x86_64")]
     if std::is_x86_feature_detected!("avx2") {
@@ -123,30 +124,31 @@ fn add_products(columns: &[f32], n: usize, first: usize, rows: &mut [f64]) {
     add_products_portable(columns, n, first, rows)
 }
 
-/// [`add_products`] compiled for AVX2: the same operations, each lane of a product's
-/// accumulators in one 256-bit register instead of two 128-bit ones.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-fn add_products_avx2(columns: &[f32], n: usize, first: usize, rows: &mut [f64]) {
-    add_products_portable(columns, n, first, rows)
-}
-
-#[inline(always)]
 fn add_products_portable(columns: &[f32], n: usize, first: usize, rows: &mut [f64]) {
     let cols = columns.len() / n;
     let column = |c: usize| &columns[c * n..(c + 1) * n];
-    let (top, bottom) = rows.split_at_mut(cols);
-    if bottom.is_empty() {
-        let a = column(first);
-        for (j, out) in top.iter_mut().enumerate().skip(first) {
-            *out += dot::<f32, 8>(a, column(j)) as f64;
+    for (i, row) in (first..).zip(rows.chunks_exact_mut(cols)) {
+        for (j, out) in row.iter_mut().enumerate().skip(i) {
+            *out += dot::<f32, 8>(column(i), column(j)) as f64;
         }
-        return;
     }
+}
+
+/// [`add_products`] in 2 × 2 tiles of [`dots_2x2_avx2`]. A tile on the diagonal also writes
+/// one entry below it, which [`MomentSums::finish`] overwrites.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn add_products_avx2(columns: &[f32], n: usize, first: usize, rows: &mut [f64]) {
+    let cols = columns.len() / n;
+    if rows.len() < 2 * cols {
+        return add_products_portable(columns, n, first, rows);
+    }
+    let column = |c: usize| &columns[c * n..(c + 1) * n];
+    let (top, bottom) = rows.split_at_mut(cols);
     let a = [column(first), column(first + 1)];
     let mut j = first;
     while j + 1 < cols {
-        let [[p00, p01], [p10, p11]] = dots_2x2(a, [column(j), column(j + 1)]);
+        let [[p00, p01], [p10, p11]] = dots_2x2_avx2(a, [column(j), column(j + 1)]);
         top[j] += p00 as f64;
         top[j + 1] += p01 as f64;
         bottom[j] += p10 as f64;
