@@ -116,9 +116,11 @@ impl Options {
     /// followed by two refinement sweeps at 2 bits (SmolLM2: perplexity ratio 3.54 → 3.33 over
     /// 2,048 tokens), none at 4 bits (no better there, a quarter more time), one otherwise.
     /// At 2 bits the inputs are measured over 65,536 tokens and damped by 0.3 (SmolLM2, over
-    /// 4,096: KL 1.495 → 1.293, perplexity ratio 3.33 → 2.70); elsewhere over 8,192, damped by
-    /// 1.0 (SmolLM2 4bit, over 1,024: KL 0.176, perplexity ratio 1.145, rel MSE 0.00759; over
-    /// 8,192: 0.162, 1.075, 0.00743, for a minute more). At 2 bits a codebook set may take 4.5% of its tensors' code bits, so each of
+    /// 4,096: KL 1.495 → 1.293, perplexity ratio 3.33 → 2.70); at 4 bits over 16,384 (which
+    /// the distillation below then runs over), elsewhere over 8,192, damped by 1.0 (SmolLM2
+    /// 4bit without distillation, over 1,024: KL 0.176, perplexity ratio 1.145, rel MSE
+    /// 0.00759; over 8,192: 0.162, 1.075, 0.00743). At 2 bits a codebook set may take 4.5% of
+    /// its tensors' code bits, so each of
     /// SmolLM2's feed-forward matrices (and key and value projections) gets one of its own: KL
     /// 1.293 → 1.153, perplexity ratio 2.70 → 2.33, for 0.043 more bits per weight. At 4 bits
     /// the same gave the key projections their own sets and lost quality (KL 0.165 → 0.172), so
@@ -131,7 +133,12 @@ impl Options {
     /// 1.59, 0.535 with one pass over 65,536. A third pass over 16,384 added nothing (0.863,
     /// 1.71). Over 4,096 tokens in steps of four, 4 passes gave 0.947 and 1.82; a first step
     /// of 0.5% 0.956 and 1.82 with 4 passes, of 1% 1.053 and 1.98; 8,192 tokens at 0.5% and 4
-    /// passes 0.934 and 1.82.
+    /// passes 0.934 and 1.82. At 4 bits one pass over 16,384 tokens, first step 0.1%, takes
+    /// SmolLM2 from KL 0.162, perplexity ratio 1.075, top-1 0.782 to 0.139, 1.044, 0.792
+    /// (first step 0.05%: 0.138, 1.043, 0.792; 0.2%: 0.146, 1.043, 0.788; 32,768 tokens at
+    /// 0.2%: 0.159, 0.992, 0.773 — a model that drifted, not one closer to the source) and
+    /// stories260K from KL 0.083 to 0.055 (0.05%: 0.059; 0.2%: 0.052), for about six more
+    /// minutes on SmolLM2.
     pub fn new(mode: Mode) -> Self {
         let mut options = Self {
             mode,
@@ -176,6 +183,9 @@ impl Options {
                 options.overrides = vec![(VALUE_PROJECTION.to_owned(), Mode::Scalar { bits: 8 })];
                 options.outlier_fraction = 0.006;
                 options.refine_sweeps = 0;
+                options.calibration_tokens = 16_384;
+                options.tune_epochs = 1;
+                options.tune_step_size = 0.001;
             }
             _ => {}
         }

@@ -63,8 +63,8 @@ pub struct CompressArgs {
     pub seed: u64,
     /// Tokens the source model generates (from BOS, fixed seed) to measure the inputs each
     /// projection sees; the additive modes weigh their fit by them and compensate each block's
-    /// error with the columns after it (default: 65536 in 2bit mode, 8192 otherwise). 0 fits
-    /// weights alone.
+    /// error with the columns after it (default: 65536 in 2bit mode, 16384 in 4bit, 8192
+    /// otherwise). 0 fits weights alone.
     #[arg(long)]
     pub calibration_tokens: Option<usize>,
     /// Weigh the fit by the measured inputs but code every block independently (no error
@@ -92,11 +92,12 @@ pub struct CompressArgs {
     pub outlier_fraction: Option<f64>,
     /// Passes of distillation after coding: the codes stay, row scales, codebook entries and
     /// norm gains move so that the compressed model's predictions on the calibration text
-    /// match the source model's (default: 1 in 2bit mode, none otherwise; 0 skips it).
+    /// match the source model's (default: 1 in 2bit and 4bit modes, none otherwise; 0 skips
+    /// it).
     #[arg(long)]
     pub tune_epochs: Option<usize>,
     /// First distillation step, as a share of each parameter array's mean absolute value
-    /// (default: 0.0025 in 2bit mode, 0.002 otherwise).
+    /// (default: 0.0025 in 2bit mode, 0.001 in 4bit, 0.002 otherwise).
     #[arg(long)]
     pub tune_step_size: Option<f32>,
     /// Calibration sequences whose gradients add up to one distillation step (default: 2).
