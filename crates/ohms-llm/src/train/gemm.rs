@@ -43,10 +43,7 @@ impl<'a> View<'a> {
 const MIN_TASK_ROWS: usize = 16;
 
 /// The output matrix of a product, shared by tasks that each write their own rows or columns.
-struct Output {
-    ptr: *mut f32,
-    len: usize,
-}
+struct Output(*mut f32);
 
 // SAFETY: tasks write disjoint parts of the output (see `matmul`), and `matmul` holds the only
 // borrow of it until every task has finished.
@@ -88,10 +85,7 @@ pub(crate) fn matmul(a: View<'_>, b: View<'_>, c: &mut [f32], accumulate: bool) 
         .div_ceil(4 * rayon::current_num_threads())
         .max(MIN_TASK_ROWS);
     let beta = if accumulate { 1.0 } else { 0.0 };
-    let output = Output {
-        ptr: c.as_mut_ptr(),
-        len: c.len(),
-    };
+    let output = Output(c.as_mut_ptr());
     let output = &output;
     (0..extent.div_ceil(task_len))
         .into_par_iter()
@@ -104,7 +98,7 @@ pub(crate) fn matmul(a: View<'_>, b: View<'_>, c: &mut [f32], accumulate: bool) 
             } else {
                 (0, first * b.col_stride, first)
             };
-            debug_assert!(c_offset + (rows - 1) * n + cols <= output.len);
+            debug_assert!(c_offset + (rows - 1) * n + cols <= m * n);
             // SAFETY: the asserts above bound every element sgemm reads from `a` and `b`; the
             // task writes the `rows × cols` block of `c` at `c_offset` (row stride `n`), inside
             // `c` and disjoint from every other task's block.
@@ -121,7 +115,7 @@ pub(crate) fn matmul(a: View<'_>, b: View<'_>, c: &mut [f32], accumulate: bool) 
                     b.row_stride as isize,
                     b.col_stride as isize,
                     beta,
-                    output.ptr.add(c_offset),
+                    output.0.add(c_offset),
                     n as isize,
                     1,
                 );
