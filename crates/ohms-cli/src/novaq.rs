@@ -56,7 +56,7 @@ pub struct CompressArgs {
     pub embedding_mode: Option<String>,
     /// KEY=MODE: tensors named KEY, or with KEY as one dot-separated part of their name, in
     /// MODE (e.g. attn_v=q8). Repeatable; ahead of the mode's presets (2bit: attn_v=4bit,
-    /// attn_k=4bit; 4bit: attn_v=q8).
+    /// attn_k=4bit; 4bit: attn_v=q8, attn_k=aq-3x4).
     #[arg(long, value_name = "KEY=MODE")]
     pub tensor_mode: Vec<String>,
     #[arg(long, default_value_t = 0)]

@@ -15,8 +15,9 @@ pub enum Mode {
 const DIMS: [usize; 3] = [8, 16, 4];
 
 impl Mode {
-    /// Parses a mode name (`2bit`, `3bit`, `4bit`, `q4`, `q8`); `bits` overrides the bit rate of
-    /// the additive modes.
+    /// Parses a mode name (`2bit`, `3bit`, `4bit`, `q4`, `q8`, or `aq-BxD` for B books over
+    /// vectors of D weights, as [`Mode`]'s `Display` writes it); `bits` overrides the bit rate
+    /// of the additive modes.
     pub fn parse(name: &str, bits: Option<f64>) -> Result<Self, String> {
         let mode = match name {
             "2bit" => Self::Additive { books: 2, dim: 8 },
@@ -24,11 +25,15 @@ impl Mode {
             "4bit" => Self::Additive { books: 2, dim: 4 },
             "q4" => Self::Scalar { bits: 4 },
             "q8" => Self::Scalar { bits: 8 },
-            other => {
-                return Err(format!(
-                    "unknown mode {other:?}: expected 2bit, 3bit, 4bit, q4 or q8"
-                ));
-            }
+            other => match other.strip_prefix("aq-") {
+                Some(layout) => Self::parse_additive_layout(layout)?,
+                None => {
+                    return Err(format!(
+                        "unknown mode {other:?}: expected 2bit, 3bit, 4bit, q4, q8 or aq-BxD \
+                         (B books of 256 entries over vectors of D weights, e.g. aq-3x4)"
+                    ));
+                }
+            },
         };
         match (mode, bits) {
             (_, None) => Ok(mode),
@@ -36,6 +41,22 @@ impl Mode {
                 "--bits applies to 2bit, 3bit and 4bit modes, not {name}"
             )),
             (Self::Additive { .. }, Some(bits)) => Self::additive_for_bits(bits),
+        }
+    }
+
+    /// `BxD` of an `aq-BxD` name: 1 to 8 books over vectors of 4, 8 or 16 weights.
+    fn parse_additive_layout(layout: &str) -> Result<Self, String> {
+        let parsed = layout
+            .split_once('x')
+            .and_then(|(books, dim)| Some((books.parse().ok()?, dim.parse().ok()?)));
+        match parsed {
+            Some((books, dim)) if (1..=8).contains(&books) && DIMS.contains(&dim) => {
+                Ok(Self::Additive { books, dim })
+            }
+            _ => Err(format!(
+                "mode \"aq-{layout}\": expected aq-BxD with B books from 1 to 8 and a vector \
+                 length D of 4, 8 or 16, e.g. aq-3x4"
+            )),
         }
     }
 
@@ -92,5 +113,25 @@ mod tests {
         assert!(Mode::parse("q8", Some(3.0)).is_err());
         assert!(Mode::parse("7bit", None).is_err());
         assert!(Mode::additive_for_bits(2.3).is_err());
+    }
+
+    #[test]
+    fn additive_layouts_parse_as_they_display() {
+        for mode in [
+            Mode::Additive { books: 3, dim: 4 },
+            Mode::Additive { books: 1, dim: 16 },
+            Mode::Additive { books: 8, dim: 8 },
+        ] {
+            assert_eq!(Mode::parse(&mode.to_string(), None), Ok(mode));
+        }
+        assert_eq!(
+            Mode::parse("aq-2x4", None),
+            Ok(Mode::Additive { books: 2, dim: 4 })
+        );
+        for bad in [
+            "aq-", "aq-3", "aq-0x4", "aq-9x8", "aq-3x5", "aq-x4", "aq-3x4x2",
+        ] {
+            assert!(Mode::parse(bad, None).is_err(), "{bad} parsed");
+        }
     }
 }
