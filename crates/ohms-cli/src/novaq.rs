@@ -44,7 +44,8 @@ pub struct CompressArgs {
     /// Output directory.
     #[arg(short, long)]
     pub output: PathBuf,
-    /// 2bit, 3bit, 4bit (additive quantization) or q4, q8 (scalar baselines).
+    /// 2bit, 3bit, 4bit (additive quantization), aq-BxD (additive, B books over vectors of D
+    /// weights) or q4, q8 (scalar baselines).
     #[arg(long, default_value = "2bit")]
     pub mode: String,
     /// Code bits per weight for the additive modes (e.g. 2.5), instead of the mode's preset.

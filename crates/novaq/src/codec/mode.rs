@@ -14,6 +14,9 @@ pub enum Mode {
 /// Vector lengths tried, in order of preference, when a bit rate is asked for.
 const DIMS: [usize; 3] = [8, 16, 4];
 
+/// Codebooks an additive layout may have.
+const BOOKS: core::ops::RangeInclusive<usize> = 1..=8;
+
 impl Mode {
     /// Parses a mode name (`2bit`, `3bit`, `4bit`, `q4`, `q8`, or `aq-BxD` for B books over
     /// vectors of D weights, as [`Mode`]'s `Display` writes it); `bits` overrides the bit rate
@@ -50,7 +53,7 @@ impl Mode {
             .split_once('x')
             .and_then(|(books, dim)| Some((books.parse().ok()?, dim.parse().ok()?)));
         match parsed {
-            Some((books, dim)) if (1..=8).contains(&books) && DIMS.contains(&dim) => {
+            Some((books, dim)) if BOOKS.contains(&books) && DIMS.contains(&dim) => {
                 Ok(Self::Additive { books, dim })
             }
             _ => Err(format!(
@@ -64,11 +67,10 @@ impl Mode {
     pub fn additive_for_bits(bits: f64) -> Result<Self, String> {
         for dim in DIMS {
             let books = bits * dim as f64 / 8.0;
-            if (books - books.round()).abs() < 1e-9 && (1.0..=8.0).contains(&books.round()) {
-                return Ok(Self::Additive {
-                    books: books.round() as usize,
-                    dim,
-                });
+            // Negative or NaN rates saturate to 0 books, outside BOOKS.
+            let whole = books.round() as usize;
+            if (books - books.round()).abs() < 1e-9 && BOOKS.contains(&whole) {
+                return Ok(Self::Additive { books: whole, dim });
             }
         }
         Err(format!(
