@@ -1,5 +1,9 @@
 //! Running one entry point of a canister on wasmi.
 //!
+//! Instructions are counted by the module itself (see `instrument`): before an entry point runs
+//! its counter global is set to the message's limit, and what is left afterwards says how many
+//! IC instructions it used. wasmi's own fuel metering is off.
+//!
 //! A [`LiveInstance`] is a cache: the truth is the committed [`WasmHeap`] in the canister state.
 //! Before a message the instance is brought in line with it (a no-op when the last message
 //! committed), after a successful message the heap is copied back; after a trap or a query the
@@ -14,6 +18,7 @@ use wasmi::{
 use wasmi::{F32, F64, V128};
 
 use crate::canister::{GlobalValue, WasmHeap};
+use crate::instrument;
 use crate::stable_memory::PAGE_SIZE;
 use crate::system_api::{self, SystemState, TrapCause, WasmClosure};
 use crate::wasm_module::{self, ModuleError, PreparedModule, TABLE_EXPORT};
@@ -42,6 +47,8 @@ pub struct LiveInstance {
     memory: Option<Memory>,
     table: Option<Table>,
     globals: Vec<Global>,
+    /// The instruction counter the instrumentation added.
+    counter: Global,
     /// True when linear memory and globals equal the committed heap.
     in_sync: bool,
 }
@@ -62,7 +69,9 @@ pub struct WasmRuntime {
 impl WasmRuntime {
     pub fn new() -> Self {
         let mut config = Config::default();
-        config.consume_fuel(true);
+        // The IC executes 128-bit SIMD but not the relaxed-SIMD proposal, whose results may
+        // differ between machines (the validator in `wasm_module` refuses it first).
+        config.wasm_simd(true).wasm_relaxed_simd(false);
         let engine = Engine::new(&config);
         let mut linker = Linker::new(&engine);
         system_api::link(&mut linker).expect("the ic0 imports are defined once each");
@@ -87,11 +96,6 @@ impl WasmRuntime {
         let module = Module::new(&self.engine, &prepared.wasm)
             .map_err(|e| InstantiateError::Module(ModuleError::Invalid(e.to_string())))?;
         let mut store = Store::new(&self.engine, SystemState::default());
-        store.data_mut().entry = Some(system_api::EntryPoint::Start);
-        store.data_mut().instruction_limit = start_fuel;
-        store
-            .set_fuel(start_fuel)
-            .map_err(|e| InstantiateError::Start(e.to_string()))?;
         let instance = self
             .linker
             .instantiate_and_start(&mut store, &module)
@@ -107,8 +111,10 @@ impl WasmRuntime {
                     .ok_or_else(|| InstantiateError::Start(format!("missing host export {name}")))
             })
             .collect::<Result<Vec<_>, _>>()?;
-        store.data_mut().memory = memory;
-        Ok(LiveInstance {
+        let counter = instance
+            .get_global(&store, instrument::COUNTER_EXPORT)
+            .ok_or_else(|| InstantiateError::Start("missing the instruction counter".into()))?;
+        let mut live = LiveInstance {
             module_hash: prepared.module_hash,
             prepared,
             store,
@@ -116,8 +122,22 @@ impl WasmRuntime {
             memory,
             table,
             globals,
+            counter,
             in_sync: true,
-        })
+        };
+        // The module's `start` function, which instrumentation took out of instantiation so
+        // that it runs with a counter (as the replica runs `canister_start`).
+        if live.exports_function(instrument::START_EXPORT) {
+            let state = SystemState {
+                entry: Some(system_api::EntryPoint::Start),
+                instruction_limit: start_fuel,
+                ..SystemState::default()
+            };
+            let run = live.run(Target::Export(instrument::START_EXPORT), state, 0);
+            run.outcome
+                .map_err(|e| InstantiateError::Start(e.to_string()))?;
+        }
+        Ok(live)
     }
 
     /// A fresh instance of the same module (used when the heap must shrink back).
@@ -230,14 +250,14 @@ impl LiveInstance {
     ) -> RunResult {
         let limit = state.instruction_limit;
         state.memory = self.memory;
+        state.counter = Some(self.counter);
         *self.store.data_mut() = state;
         let outcome = self
-            .store
-            .set_fuel(limit)
+            .counter
+            .set(&mut self.store, Val::I64(system_api::counter_start(limit)))
             .map_err(|e| ExecutionError::WasmTrap(e.to_string()))
             .and_then(|()| self.call(target));
-        let fuel_left = self.store.get_fuel().unwrap_or(0);
-        let instructions = system_api::instructions_used(fuel_left, limit);
+        let instructions = system_api::instructions_used(&self.counter, &self.store, limit);
         let outcome = outcome.and_then(|()| {
             let used = self.memory_bytes();
             if wasm_memory_limit > 0 && used > wasm_memory_limit {
@@ -276,20 +296,16 @@ impl LiveInstance {
                 (func, vec![Val::I32(closure.env as i32)])
             }
         };
-        func.call(&mut self.store, &args, &mut [])
-            .map_err(|e| classify(e, self.store.data().instruction_limit))
+        func.call(&mut self.store, &args, &mut []).map_err(classify)
     }
 }
 
 /// Turns a wasmi error into the trap the IC would report.
-fn classify(error: wasmi::Error, instruction_limit: u64) -> ExecutionError {
+fn classify(error: wasmi::Error) -> ExecutionError {
     if let Some(cause) = error.downcast_ref::<TrapCause>() {
         return ExecutionError::Trap(cause.clone());
     }
     match error.as_trap_code() {
-        Some(wasmi::TrapCode::OutOfFuel) => {
-            ExecutionError::Trap(TrapCause::InstructionLimit(instruction_limit))
-        }
         Some(code) => ExecutionError::WasmTrap(code.to_string()),
         None => ExecutionError::WasmTrap(error.to_string()),
     }

@@ -19,6 +19,7 @@ mod canister;
 mod certification;
 mod cycles;
 mod execution;
+mod instrument;
 mod ids;
 mod local_ic;
 mod management;
@@ -38,7 +39,7 @@ pub use management::DEFAULT_PROVISIONAL_CYCLES;
 pub use network::{GENESIS_NANOS, InstructionLimits, NetworkState};
 pub use reject::{RejectCode, RejectResponse, error_codes};
 pub use stable_memory::{MAX_STABLE_PAGES, PAGE_SIZE as WASM_PAGE_SIZE};
-pub use system_api::SUPPORTED_IMPORTS;
+pub use system_api::{SYSTEM_API, costs::Ic0Cost};
 pub use wasm_module::{MAX_WASM_MODULE_BYTES, ModuleError};
 
 /// Candid management canister types, re-exported so tests name the same types.

@@ -12,7 +12,8 @@ use std::io::Read;
 use sha2::{Digest, Sha256};
 use wasmparser::{ExternalKind, Parser, Payload, TypeRef};
 
-use crate::system_api::SUPPORTED_IMPORTS;
+use crate::instrument;
+use crate::system_api::SYSTEM_API;
 
 /// Largest accepted module after decompression (the IC's limit on a Wasm module).
 pub const MAX_WASM_MODULE_BYTES: usize = 100 * 1024 * 1024;
@@ -29,7 +30,6 @@ pub(crate) const TABLE_EXPORT: &str = "__local_ic_table";
 pub(crate) const MEMORY_EXPORT: &str = "__local_ic_memory";
 const GLOBAL_EXPORT_PREFIX: &str = "__local_ic_global_";
 
-const EXPORT_SECTION_ID: u8 = 7;
 const GZIP_MAGIC: [u8; 3] = [0x1f, 0x8b, 0x08];
 
 /// Why a module cannot be installed.
@@ -200,7 +200,6 @@ fn ic_wasm_features() -> wasmparser::WasmFeatures {
         | F::BULK_MEMORY
         | F::REFERENCE_TYPES
         | F::SIMD
-        | F::RELAXED_SIMD
         | F::FLOATS
         | F::EXTENDED_CONST
 }
@@ -211,7 +210,7 @@ fn check_import(module: &str, name: &str, ty: &TypeRef) -> Result<(), ModuleErro
         let (module, name) = owned();
         return Err(ModuleError::NonFunctionImport { module, name });
     }
-    if module != "ic0" || !SUPPORTED_IMPORTS.contains(&name) {
+    if module != "ic0" || !SYSTEM_API.iter().any(|f| f.name == name) {
         let (module, name) = owned();
         return Err(ModuleError::UnsupportedImport { module, name });
     }
@@ -261,60 +260,22 @@ fn classify_exports(survey: &mut Survey) -> Result<(), ModuleError> {
     Ok(())
 }
 
-/// Rebuilds the export section with the host exports appended; copies every other section as is.
+/// Adds the host exports and the IC's instruction metering (see `instrument`).
 fn add_host_exports(wasm: &[u8], survey: &Survey) -> Result<Vec<u8>, ModuleError> {
-    let mut exports = wasm_encoder::ExportSection::new();
-    for (name, kind, index) in &survey.exports {
-        exports.export(name, encoder_kind(*kind), *index);
-    }
-    if survey.table_count > 0 {
-        exports.export(TABLE_EXPORT, wasm_encoder::ExportKind::Table, 0);
-    }
-    if survey.memory_count > 0 {
-        exports.export(MEMORY_EXPORT, wasm_encoder::ExportKind::Memory, 0);
-    }
-    for index in &survey.mutable_globals {
-        exports.export(
-            &format!("{GLOBAL_EXPORT_PREFIX}{index}"),
-            wasm_encoder::ExportKind::Global,
-            *index,
-        );
-    }
-
-    let mut module = wasm_encoder::Module::new();
-    let mut exports_written = false;
-    for payload in Parser::new(0).parse_all(wasm) {
-        let payload = payload.map_err(invalid)?;
-        let Some((id, range)) = payload.as_section() else {
-            continue;
-        };
-        let is_export = id == EXPORT_SECTION_ID;
-        // The export section sits after the global section and before start, element,
-        // data-count, code and data; it is inserted there if the module had none.
-        let after_exports = matches!(id, 8..=12);
-        if !exports_written && (is_export || after_exports) {
-            module.section(&exports);
-            exports_written = true;
-        }
-        if !is_export {
-            let data = &wasm[range.start as usize..range.end as usize];
-            module.section(&wasm_encoder::RawSection { id, data });
-        }
-    }
-    if !exports_written {
-        module.section(&exports);
-    }
-    Ok(module.finish())
-}
-
-fn encoder_kind(kind: ExternalKind) -> wasm_encoder::ExportKind {
-    match kind {
-        ExternalKind::Func | ExternalKind::FuncExact => wasm_encoder::ExportKind::Func,
-        ExternalKind::Table => wasm_encoder::ExportKind::Table,
-        ExternalKind::Memory => wasm_encoder::ExportKind::Memory,
-        ExternalKind::Global => wasm_encoder::ExportKind::Global,
-        ExternalKind::Tag => wasm_encoder::ExportKind::Tag,
-    }
+    let mutable_globals: Vec<(String, u32)> = survey
+        .mutable_globals
+        .iter()
+        .map(|index| (format!("{GLOBAL_EXPORT_PREFIX}{index}"), *index))
+        .collect();
+    instrument::instrument(
+        wasm,
+        &instrument::HostExports {
+            exports: &survey.exports,
+            table: (survey.table_count > 0).then_some(TABLE_EXPORT),
+            memory: (survey.memory_count > 0).then_some(MEMORY_EXPORT),
+            mutable_globals: &mutable_globals,
+        },
+    )
 }
 
 #[cfg(test)]

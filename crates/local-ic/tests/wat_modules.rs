@@ -105,3 +105,39 @@ fn heartbeat_runs_every_round() {
     }
     assert_eq!(counter(&mut ic, canister), 3);
 }
+
+#[test]
+fn start_function_runs_once_at_install_with_a_counter() {
+    let mut ic = LocalIc::new();
+    let canister = ic.create_canister();
+    let wasm = GLOBAL_COUNTER.replace(
+        "(memory 1)",
+        r#"(memory 1)
+          (func $start (global.set $counter (i32.const 41)))
+          (start $start)"#,
+    );
+    ic.install_canister(canister, wat::parse_str(wasm).unwrap(), vec![], None)
+        .unwrap();
+    assert_eq!(counter(&mut ic, canister), 41);
+    ic.update_call(canister, ALICE, "inc", vec![]).unwrap();
+    assert_eq!(counter(&mut ic, canister), 42);
+}
+
+#[test]
+fn relaxed_simd_is_refused_as_on_the_ic() {
+    let mut ic = LocalIc::new();
+    let canister = ic.create_canister();
+    let wasm = wat::parse_str(
+        r#"(module (func (export "canister_update m")
+            (drop (i32x4.relaxed_trunc_f32x4_s (v128.const i32x4 0 0 0 0)))))"#,
+    )
+    .unwrap();
+    let err = ic
+        .install_canister(canister, wasm, vec![], None)
+        .unwrap_err();
+    assert_eq!(
+        err.error_code.as_deref(),
+        Some(local_ic::error_codes::CANISTER_INVALID_WASM)
+    );
+    assert!(err.reject_message.contains("relaxed SIMD"), "{err}");
+}

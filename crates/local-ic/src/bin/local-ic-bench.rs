@@ -1,5 +1,6 @@
-//! Measures the runtime on a trivial update: calls per second through the test API and the
-//! instructions the runtime counts for one call. Prints one JSON object.
+//! Measures the runtime: trivial updates per second through the test API and the instructions
+//! the runtime counts for one; and IC instructions executed per wall second on a compute-bound
+//! float loop (`burn_float`, dot products shaped like inference). Prints one JSON object.
 //!
 //!     local-ic-bench <fixture_state.wasm> [calls]
 
@@ -30,8 +31,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         ic.update_call(canister, sender, "noop", arg.clone())?;
     }
     let per_sec = f64::from(calls) / start.elapsed().as_secs_f64();
+
+    // About 2 billion IC instructions (~30 k per 4,096-float dot product round).
+    let rounds = 60_000u64;
+    ic.update_call(canister, sender, "burn_float", Encode!(&100u64)?)?;
+    let start = Instant::now();
+    ic.update_call(canister, sender, "burn_float", Encode!(&rounds)?)?;
+    let seconds = start.elapsed().as_secs_f64();
+    let burned = ic.last_call_instructions().ok_or("no instruction count")?;
+    let ic_per_sec = burned as f64 / seconds;
     println!(
-        "{{\"runtime.trivial_update_per_sec\": {per_sec:.1}, \"runtime.instructions.trivial_update\": {instructions}}}"
+        "{{\"runtime.trivial_update_per_sec\": {per_sec:.1}, \"runtime.instructions.trivial_update\": {instructions}, \"runtime.ic_instructions_per_sec\": {ic_per_sec:.0}, \"runtime.instructions.burn_float_round\": {}}}",
+        burned / rounds
     );
     Ok(())
 }

@@ -1,27 +1,61 @@
 //! Moving bytes between a canister's linear memory and the host, charging instructions.
 
 use candid::Principal;
-use wasmi::{Caller, Error, Memory};
+use wasmi::{AsContext, Caller, Error, Global, Memory, Val};
 
-use super::{SYSTEM_API_BASE_COST, SystemState, TrapCause, trap, violation};
+use super::costs::Ic0Cost;
+use super::{SystemState, TrapCause, trap, violation};
 use crate::wasm_module::MEMORY_EXPORT;
 
 pub(super) type Ctx<'a> = Caller<'a, SystemState>;
 
-/// Instructions used so far by the running message.
-pub fn instructions_used(fuel_left: u64, limit: u64) -> u64 {
-    limit.saturating_sub(fuel_left)
+/// The counter's value when a message with `limit` instructions starts.
+pub fn counter_start(limit: u64) -> i64 {
+    i64::try_from(limit).unwrap_or(i64::MAX)
 }
 
-pub(super) fn charge(caller: &mut Ctx<'_>, instructions: u64) -> Result<(), Error> {
-    let fuel = caller.get_fuel()?;
-    let cost = SYSTEM_API_BASE_COST.saturating_add(instructions);
-    if fuel < cost {
+/// Instructions used so far by the running message: the limit less what the counter has left
+/// (more than the limit once the counter has gone negative).
+pub fn instructions_used(counter: &Global, ctx: impl AsContext, limit: u64) -> u64 {
+    let left = counter.get(ctx).i64().unwrap_or(0);
+    (i128::from(counter_start(limit)) - i128::from(left)).clamp(0, i128::from(u64::MAX)) as u64
+}
+
+fn counter(caller: &Ctx<'_>) -> Result<Global, Error> {
+    caller
+        .data()
+        .counter
+        .ok_or_else(|| violation("the module has no instruction counter"))
+}
+
+/// Charges a System API call: its row's overhead plus its per-byte cost of `bytes`.
+pub(super) fn charge(caller: &mut Ctx<'_>, cost: Ic0Cost, bytes: u64) -> Result<(), Error> {
+    charge_instructions(caller, cost.of(bytes))
+}
+
+/// Subtracts `instructions` from the counter, as the replica's `charge_direct_fee` does: a
+/// counter that goes negative ends the message.
+pub(super) fn charge_instructions(caller: &mut Ctx<'_>, instructions: u64) -> Result<(), Error> {
+    let counter = counter(caller)?;
+    let left = counter.get(&*caller).i64().unwrap_or(0);
+    let cost = i64::try_from(instructions).unwrap_or(i64::MAX);
+    let left = left.saturating_sub(cost);
+    counter.set(&mut *caller, Val::I64(left))?;
+    if left < 0 {
         return Err(trap(TrapCause::InstructionLimit(
             caller.data().instruction_limit,
         )));
     }
-    caller.set_fuel(fuel - cost)
+    Ok(())
+}
+
+/// Instructions the running message has used, for `ic0.performance_counter`.
+pub(super) fn used(caller: &Ctx<'_>) -> Result<u64, Error> {
+    Ok(instructions_used(
+        &counter(caller)?,
+        caller,
+        caller.data().instruction_limit,
+    ))
 }
 
 pub(super) fn memory(caller: &Ctx<'_>) -> Result<Memory, Error> {
@@ -40,14 +74,13 @@ pub(super) fn range(start: i32, len: i32) -> Option<std::ops::Range<usize>> {
     Some(start..end)
 }
 
-/// Reads `size` bytes of heap at `src`.
+/// Reads `size` bytes of heap at `src` (the caller has charged for them).
 pub(super) fn read_heap(
     caller: &mut Ctx<'_>,
     src: i32,
     size: i32,
     function: &'static str,
 ) -> Result<Vec<u8>, Error> {
-    charge(caller, size as u32 as u64)?;
     let memory = memory(caller)?;
     let heap = memory.data(&*caller);
     range(src, size)
@@ -56,14 +89,13 @@ pub(super) fn read_heap(
         .ok_or_else(|| trap(TrapCause::HeapOutOfBounds(function)))
 }
 
-/// Writes `bytes` into the heap at `dst`.
+/// Writes `bytes` into the heap at `dst` (the caller has charged for them).
 pub(super) fn write_heap(
     caller: &mut Ctx<'_>,
     dst: i32,
     bytes: &[u8],
     function: &'static str,
 ) -> Result<(), Error> {
-    charge(caller, bytes.len() as u64)?;
     let memory = memory(caller)?;
     let heap = memory.data_mut(&mut *caller);
     range(dst, bytes.len() as i32)
@@ -126,4 +158,9 @@ pub(super) fn utf8_from_heap(
     let bytes = read_heap(caller, src, size, function)?;
     String::from_utf8(bytes)
         .map_err(|_| violation(format!("ic0.{function}: text is not valid UTF-8")))
+}
+
+/// A size argument as the byte count a charge uses.
+pub(super) fn bytes(size: i32) -> u64 {
+    u64::from(size as u32)
 }

@@ -2,17 +2,17 @@
 
 use wasmi::{Error, Linker};
 
+use super::costs;
 use super::heap::{
-    Ctx, charge, copy_slice, instructions_used, join_u128, principal_from_heap, read_heap,
-    utf8_from_heap, write_heap, write_u128,
+    Ctx, bytes, charge, charge_instructions, copy_slice, join_u128, principal_from_heap, read_heap,
+    used, utf8_from_heap, write_heap, write_u128,
 };
 use super::{
-    CALL_PERFORM_COST, EntryPoint, MAX_CALL_TIMEOUT_SECONDS, MAX_CERTIFIED_DATA_BYTES,
-    MAX_PAYLOAD_BYTES, OutgoingCall, Response, SystemState, TrapCause, WasmClosure, trap,
-    violation,
+    EntryPoint, MAX_CALL_TIMEOUT_SECONDS, MAX_CERTIFIED_DATA_BYTES, MAX_PAYLOAD_BYTES,
+    OutgoingCall, Response, SystemState, TrapCause, WasmClosure, trap, violation,
 };
 
-/// Registers every function of [`SUPPORTED_IMPORTS`] under module `ic0`.
+/// Registers every function of [`SYSTEM_API`](super::SYSTEM_API) under module `ic0`.
 pub fn link(linker: &mut Linker<SystemState>) -> Result<(), Error> {
     link_message(linker)?;
     link_cycles(linker)?;
@@ -21,6 +21,16 @@ pub fn link(linker: &mut Linker<SystemState>) -> Result<(), Error> {
     link_stable(linker)?;
     link_certification(linker)?;
     link_misc(linker)?;
+    // The import the instrumentation adds: a check found the counter negative.
+    linker.func_wrap(
+        crate::instrument::INJECTED_MODULE,
+        crate::instrument::OUT_OF_INSTRUCTIONS,
+        |c: Ctx<'_>| -> Result<(), Error> {
+            Err(trap(TrapCause::InstructionLimit(
+                c.data().instruction_limit,
+            )))
+        },
+    )?;
     Ok(())
 }
 
@@ -29,7 +39,7 @@ fn link_message(l: &mut Linker<SystemState>) -> Result<(), Error> {
         "ic0",
         "msg_arg_data_size",
         |mut c: Ctx<'_>| -> Result<i32, Error> {
-            charge(&mut c, 0)?;
+            charge(&mut c, costs::msg_arg_data_size, 0)?;
             let s = c.data();
             s.require(s.entry().has_arg_data(), "msg_arg_data_size")?;
             Ok(s.arg.len() as i32)
@@ -39,6 +49,7 @@ fn link_message(l: &mut Linker<SystemState>) -> Result<(), Error> {
         "ic0",
         "msg_arg_data_copy",
         |mut c: Ctx<'_>, dst: i32, off: i32, size: i32| {
+            charge(&mut c, costs::msg_arg_data_copy, bytes(size))?;
             let s = c.data();
             s.require(s.entry().has_arg_data(), "msg_arg_data_copy")?;
             let arg = std::mem::take(&mut c.data_mut().arg);
@@ -51,7 +62,7 @@ fn link_message(l: &mut Linker<SystemState>) -> Result<(), Error> {
         "ic0",
         "msg_caller_size",
         |mut c: Ctx<'_>| -> Result<i32, Error> {
-            charge(&mut c, 0)?;
+            charge(&mut c, costs::msg_caller_size, 0)?;
             let caller = c
                 .data()
                 .caller
@@ -63,6 +74,7 @@ fn link_message(l: &mut Linker<SystemState>) -> Result<(), Error> {
         "ic0",
         "msg_caller_copy",
         |mut c: Ctx<'_>, dst: i32, off: i32, size: i32| {
+            charge(&mut c, costs::msg_caller_copy, bytes(size))?;
             let caller = c
                 .data()
                 .caller
@@ -75,7 +87,7 @@ fn link_message(l: &mut Linker<SystemState>) -> Result<(), Error> {
         "ic0",
         "msg_caller_info_data_size",
         |mut c: Ctx<'_>| -> Result<i32, Error> {
-            charge(&mut c, 0)?;
+            charge(&mut c, costs::msg_caller_info_data_size, 0)?;
             Ok(0)
         },
     )?;
@@ -83,6 +95,7 @@ fn link_message(l: &mut Linker<SystemState>) -> Result<(), Error> {
         "ic0",
         "msg_caller_info_data_copy",
         |mut c: Ctx<'_>, dst: i32, off: i32, size: i32| {
+            charge(&mut c, costs::msg_caller_info_data_copy, bytes(size))?;
             copy_slice(&mut c, &[], dst, off, size, "msg_caller_info_data_copy")
         },
     )?;
@@ -90,7 +103,7 @@ fn link_message(l: &mut Linker<SystemState>) -> Result<(), Error> {
         "ic0",
         "msg_caller_info_signer_size",
         |mut c: Ctx<'_>| -> Result<i32, Error> {
-            charge(&mut c, 0)?;
+            charge(&mut c, costs::msg_caller_info_signer_size, 0)?;
             Ok(0)
         },
     )?;
@@ -98,6 +111,7 @@ fn link_message(l: &mut Linker<SystemState>) -> Result<(), Error> {
         "ic0",
         "msg_caller_info_signer_copy",
         |mut c: Ctx<'_>, dst: i32, off: i32, size: i32| {
+            charge(&mut c, costs::msg_caller_info_signer_copy, bytes(size))?;
             copy_slice(&mut c, &[], dst, off, size, "msg_caller_info_signer_copy")
         },
     )?;
@@ -105,7 +119,7 @@ fn link_message(l: &mut Linker<SystemState>) -> Result<(), Error> {
         "ic0",
         "msg_reject_code",
         |mut c: Ctx<'_>| -> Result<i32, Error> {
-            charge(&mut c, 0)?;
+            charge(&mut c, costs::msg_reject_code, 0)?;
             let s = c.data();
             s.require(s.entry().is_callback(), "msg_reject_code")?;
             Ok(s.reject.as_ref().map_or(0, |(code, _)| *code) as i32)
@@ -115,7 +129,7 @@ fn link_message(l: &mut Linker<SystemState>) -> Result<(), Error> {
         "ic0",
         "msg_reject_msg_size",
         |mut c: Ctx<'_>| -> Result<i32, Error> {
-            charge(&mut c, 0)?;
+            charge(&mut c, costs::msg_reject_msg_size, 0)?;
             let s = c.data();
             s.require(
                 s.entry() == EntryPoint::RejectCallback,
@@ -128,6 +142,7 @@ fn link_message(l: &mut Linker<SystemState>) -> Result<(), Error> {
         "ic0",
         "msg_reject_msg_copy",
         |mut c: Ctx<'_>, dst: i32, off: i32, size: i32| {
+            charge(&mut c, costs::msg_reject_msg_copy, bytes(size))?;
             let s = c.data();
             s.require(
                 s.entry() == EntryPoint::RejectCallback,
@@ -152,13 +167,14 @@ fn link_message(l: &mut Linker<SystemState>) -> Result<(), Error> {
         "ic0",
         "msg_deadline",
         |mut c: Ctx<'_>| -> Result<i64, Error> {
-            charge(&mut c, 0)?;
+            charge(&mut c, costs::msg_deadline, 0)?;
             let s = c.data();
             s.require(s.entry().may_respond(), "msg_deadline")?;
             Ok(s.deadline as i64)
         },
     )?;
     l.func_wrap("ic0", "msg_reply_data_append", |mut c: Ctx<'_>, src: i32, size: i32| {
+            charge(&mut c, costs::msg_reply_data_append, bytes(size))?;
         let s = c.data();
         s.require(s.entry().may_respond(), "msg_reply_data_append")?;
         if s.call_context_responded || s.response.is_some() {
@@ -175,7 +191,7 @@ fn link_message(l: &mut Linker<SystemState>) -> Result<(), Error> {
         Ok(())
     })?;
     l.func_wrap("ic0", "msg_reply", |mut c: Ctx<'_>| {
-        charge(&mut c, 0)?;
+        charge(&mut c, costs::msg_reply, 0)?;
         let s = c.data_mut();
         s.require(s.entry().may_respond(), "msg_reply")?;
         if s.call_context_responded || s.response.is_some() {
@@ -188,6 +204,7 @@ fn link_message(l: &mut Linker<SystemState>) -> Result<(), Error> {
         "ic0",
         "msg_reject",
         |mut c: Ctx<'_>, src: i32, size: i32| {
+            charge(&mut c, costs::msg_reject, bytes(size))?;
             let s = c.data();
             s.require(s.entry().may_respond(), "msg_reject")?;
             if s.call_context_responded || s.response.is_some() {
@@ -202,7 +219,7 @@ fn link_message(l: &mut Linker<SystemState>) -> Result<(), Error> {
         "ic0",
         "msg_method_name_size",
         |mut c: Ctx<'_>| -> Result<i32, Error> {
-            charge(&mut c, 0)?;
+            charge(&mut c, costs::msg_method_name_size, 0)?;
             let s = c.data();
             s.require(
                 matches!(
@@ -218,6 +235,7 @@ fn link_message(l: &mut Linker<SystemState>) -> Result<(), Error> {
         "ic0",
         "msg_method_name_copy",
         |mut c: Ctx<'_>, dst: i32, off: i32, size: i32| {
+            charge(&mut c, costs::msg_method_name_copy, bytes(size))?;
             let s = c.data();
             s.require(
                 matches!(
@@ -238,7 +256,7 @@ fn link_message(l: &mut Linker<SystemState>) -> Result<(), Error> {
         },
     )?;
     l.func_wrap("ic0", "accept_message", |mut c: Ctx<'_>| {
-        charge(&mut c, 0)?;
+        charge(&mut c, costs::accept_message, 0)?;
         let s = c.data_mut();
         s.require(s.entry() == EntryPoint::InspectMessage, "accept_message")?;
         if s.message_accepted {
@@ -257,6 +275,7 @@ fn link_cycles(l: &mut Linker<SystemState>) -> Result<(), Error> {
         "ic0",
         "msg_cycles_available128",
         |mut c: Ctx<'_>, dst: i32| {
+            charge(&mut c, costs::msg_cycles_available128, 0)?;
             let s = c.data();
             s.require(s.entry().may_accept_cycles(), "msg_cycles_available128")?;
             let available = s.cycles_available;
@@ -267,6 +286,7 @@ fn link_cycles(l: &mut Linker<SystemState>) -> Result<(), Error> {
         "ic0",
         "msg_cycles_refunded128",
         |mut c: Ctx<'_>, dst: i32| {
+            charge(&mut c, costs::msg_cycles_refunded128, 0)?;
             let s = c.data();
             s.require(s.entry().is_callback(), "msg_cycles_refunded128")?;
             let refunded = s.cycles_refunded;
@@ -277,6 +297,7 @@ fn link_cycles(l: &mut Linker<SystemState>) -> Result<(), Error> {
         "ic0",
         "msg_cycles_accept128",
         |mut c: Ctx<'_>, high: i64, low: i64, dst: i32| {
+            charge(&mut c, costs::msg_cycles_accept128, 0)?;
             let s = c.data_mut();
             s.require(s.entry().may_accept_cycles(), "msg_cycles_accept128")?;
             let amount = join_u128(high, low).min(s.cycles_available);
@@ -290,6 +311,7 @@ fn link_cycles(l: &mut Linker<SystemState>) -> Result<(), Error> {
         "ic0",
         "cycles_burn128",
         |mut c: Ctx<'_>, high: i64, low: i64, dst: i32| {
+            charge(&mut c, costs::cycles_burn128, 0)?;
             let s = c.data_mut();
             s.require(!s.entry().is_query(), "cycles_burn128")?;
             let amount = join_u128(high, low).min(s.balance);
@@ -302,6 +324,7 @@ fn link_cycles(l: &mut Linker<SystemState>) -> Result<(), Error> {
         "ic0",
         "canister_cycle_balance128",
         |mut c: Ctx<'_>, dst: i32| {
+            charge(&mut c, costs::canister_cycle_balance128, 0)?;
             let balance = c.data().balance;
             write_u128(&mut c, dst, balance, "canister_cycle_balance128")
         },
@@ -310,6 +333,7 @@ fn link_cycles(l: &mut Linker<SystemState>) -> Result<(), Error> {
         "ic0",
         "canister_liquid_cycle_balance128",
         |mut c: Ctx<'_>, dst: i32| {
+            charge(&mut c, costs::canister_liquid_cycle_balance128, 0)?;
             let balance = c.data().balance;
             write_u128(&mut c, dst, balance, "canister_liquid_cycle_balance128")
         },
@@ -318,11 +342,13 @@ fn link_cycles(l: &mut Linker<SystemState>) -> Result<(), Error> {
         "ic0",
         "cost_call",
         |mut c: Ctx<'_>, name_size: i64, payload_size: i64, dst: i32| {
+            charge(&mut c, costs::cost_call, 0)?;
             let cost = c.data().fees.call(name_size as u64, payload_size as u64);
             write_u128(&mut c, dst, cost, "cost_call")
         },
     )?;
     l.func_wrap("ic0", "cost_create_canister", |mut c: Ctx<'_>, dst: i32| {
+        charge(&mut c, costs::cost_create_canister, 0)?;
         let cost = c.data().fees.canister_creation;
         write_u128(&mut c, dst, cost, "cost_create_canister")
     })?;
@@ -334,7 +360,7 @@ fn link_canister(l: &mut Linker<SystemState>) -> Result<(), Error> {
         "ic0",
         "canister_self_size",
         |mut c: Ctx<'_>| -> Result<i32, Error> {
-            charge(&mut c, 0)?;
+            charge(&mut c, costs::canister_self_size, 0)?;
             Ok(c.data().canister_id.as_slice().len() as i32)
         },
     )?;
@@ -342,6 +368,7 @@ fn link_canister(l: &mut Linker<SystemState>) -> Result<(), Error> {
         "ic0",
         "canister_self_copy",
         |mut c: Ctx<'_>, dst: i32, off: i32, size: i32| {
+            charge(&mut c, costs::canister_self_copy, bytes(size))?;
             let id = c.data().canister_id;
             copy_slice(&mut c, id.as_slice(), dst, off, size, "canister_self_copy")
         },
@@ -350,7 +377,7 @@ fn link_canister(l: &mut Linker<SystemState>) -> Result<(), Error> {
         "ic0",
         "canister_status",
         |mut c: Ctx<'_>| -> Result<i32, Error> {
-            charge(&mut c, 0)?;
+            charge(&mut c, costs::canister_status, 0)?;
             Ok(c.data().status_code as i32)
         },
     )?;
@@ -358,7 +385,7 @@ fn link_canister(l: &mut Linker<SystemState>) -> Result<(), Error> {
         "ic0",
         "canister_version",
         |mut c: Ctx<'_>| -> Result<i64, Error> {
-            charge(&mut c, 0)?;
+            charge(&mut c, costs::canister_version, 0)?;
             Ok(c.data().canister_version as i64)
         },
     )?;
@@ -366,7 +393,7 @@ fn link_canister(l: &mut Linker<SystemState>) -> Result<(), Error> {
         "ic0",
         "subnet_self_size",
         |mut c: Ctx<'_>| -> Result<i32, Error> {
-            charge(&mut c, 0)?;
+            charge(&mut c, costs::subnet_self_size, 0)?;
             Ok(c.data().subnet_id.as_slice().len() as i32)
         },
     )?;
@@ -374,6 +401,7 @@ fn link_canister(l: &mut Linker<SystemState>) -> Result<(), Error> {
         "ic0",
         "subnet_self_copy",
         |mut c: Ctx<'_>, dst: i32, off: i32, size: i32| {
+            charge(&mut c, costs::subnet_self_copy, bytes(size))?;
             let id = c.data().subnet_id;
             copy_slice(&mut c, id.as_slice(), dst, off, size, "subnet_self_copy")
         },
@@ -382,7 +410,7 @@ fn link_canister(l: &mut Linker<SystemState>) -> Result<(), Error> {
         "ic0",
         "subnet_self_node_count",
         |mut c: Ctx<'_>| -> Result<i32, Error> {
-            charge(&mut c, 0)?;
+            charge(&mut c, costs::subnet_self_node_count, 0)?;
             Ok(c.data().fees.subnet_size as i32)
         },
     )?;
@@ -390,6 +418,7 @@ fn link_canister(l: &mut Linker<SystemState>) -> Result<(), Error> {
         "ic0",
         "is_controller",
         |mut c: Ctx<'_>, src: i32, size: i32| -> Result<i32, Error> {
+            charge(&mut c, costs::is_controller, bytes(size))?;
             let principal = principal_from_heap(&mut c, src, size, "is_controller")?;
             Ok(i32::from(c.data().controllers.contains(&principal)))
         },
@@ -410,6 +439,11 @@ fn link_calls(l: &mut Linker<SystemState>) -> Result<(), Error> {
          reply_env: i32,
          reject_fun: i32,
          reject_env: i32| {
+            charge(
+                &mut c,
+                costs::call_new,
+                bytes(callee_size) + bytes(name_size),
+            )?;
             let s = c.data();
             s.require(s.entry().may_call(), "call_new")?;
             let callee = principal_from_heap(&mut c, callee_src, callee_size, "call_new")?;
@@ -438,7 +472,7 @@ fn link_calls(l: &mut Linker<SystemState>) -> Result<(), Error> {
         "ic0",
         "call_on_cleanup",
         |mut c: Ctx<'_>, fun: i32, env: i32| {
-            charge(&mut c, 0)?;
+            charge(&mut c, costs::call_on_cleanup, 0)?;
             let call = pending_call(&mut c, "call_on_cleanup")?;
             if call.on_cleanup.is_some() {
                 return Err(violation(
@@ -456,6 +490,7 @@ fn link_calls(l: &mut Linker<SystemState>) -> Result<(), Error> {
         "ic0",
         "call_data_append",
         |mut c: Ctx<'_>, src: i32, size: i32| {
+            charge(&mut c, costs::call_data_append, bytes(size))?;
             pending_call(&mut c, "call_data_append")?;
             let bytes = read_heap(&mut c, src, size, "call_data_append")?;
             let call = pending_call(&mut c, "call_data_append")?;
@@ -472,7 +507,7 @@ fn link_calls(l: &mut Linker<SystemState>) -> Result<(), Error> {
         "ic0",
         "call_with_best_effort_response",
         |mut c: Ctx<'_>, timeout: i32| {
-            charge(&mut c, 0)?;
+            charge(&mut c, costs::call_with_best_effort_response, 0)?;
             let call = pending_call(&mut c, "call_with_best_effort_response")?;
             if call.timeout_seconds.is_some() {
                 return Err(violation(
@@ -487,7 +522,7 @@ fn link_calls(l: &mut Linker<SystemState>) -> Result<(), Error> {
         "ic0",
         "call_cycles_add128",
         |mut c: Ctx<'_>, high: i64, low: i64| {
-            charge(&mut c, 0)?;
+            charge(&mut c, costs::call_cycles_add128, 0)?;
             let amount = join_u128(high, low);
             let balance = c.data().balance;
             if balance < amount {
@@ -505,7 +540,7 @@ fn link_calls(l: &mut Linker<SystemState>) -> Result<(), Error> {
         "ic0",
         "call_perform",
         |mut c: Ctx<'_>| -> Result<i32, Error> {
-            charge(&mut c, CALL_PERFORM_COST)?;
+            charge(&mut c, costs::call_perform, 0)?;
             pending_call(&mut c, "call_perform")?;
             let s = c.data_mut();
             let call = s.pending_call.take().expect("checked by pending_call");
@@ -538,7 +573,7 @@ fn link_stable(l: &mut Linker<SystemState>) -> Result<(), Error> {
         "ic0",
         "stable64_size",
         |mut c: Ctx<'_>| -> Result<i64, Error> {
-            charge(&mut c, 0)?;
+            charge(&mut c, costs::stable64_size, 0)?;
             Ok(c.data().stable.size_pages() as i64)
         },
     )?;
@@ -546,7 +581,7 @@ fn link_stable(l: &mut Linker<SystemState>) -> Result<(), Error> {
         "ic0",
         "stable64_grow",
         |mut c: Ctx<'_>, new_pages: i64| -> Result<i64, Error> {
-            charge(&mut c, 0)?;
+            charge(&mut c, costs::stable64_grow, 0)?;
             let s = c.data_mut();
             let max = s.max_stable_pages;
             Ok(s.stable
@@ -558,6 +593,12 @@ fn link_stable(l: &mut Linker<SystemState>) -> Result<(), Error> {
         "ic0",
         "stable64_write",
         |mut c: Ctx<'_>, offset: i64, src: i64, size: i64| {
+            let first_dirtied = c.data_mut().dirty_stable_pages(offset as u64, size as u64);
+            charge(&mut c, costs::stable64_write, size as u64)?;
+            charge_instructions(
+                &mut c,
+                first_dirtied.saturating_mul(costs::DIRTY_PAGE_OVERHEAD),
+            )?;
             let (src, size) = wasm32_range(src, size, "stable64_write")?;
             let bytes = read_heap(&mut c, src, size, "stable64_write")?;
             c.data_mut()
@@ -570,6 +611,7 @@ fn link_stable(l: &mut Linker<SystemState>) -> Result<(), Error> {
         "ic0",
         "stable64_read",
         |mut c: Ctx<'_>, dst: i64, offset: i64, size: i64| {
+            charge(&mut c, costs::stable64_read, size as u64)?;
             let (dst, size) = wasm32_range(dst, size, "stable64_read")?;
             let mut bytes = vec![0; size as u32 as usize];
             c.data()
@@ -594,6 +636,7 @@ fn wasm32_range(addr: i64, size: i64, function: &'static str) -> Result<(i32, i3
 
 fn link_certification(l: &mut Linker<SystemState>) -> Result<(), Error> {
     l.func_wrap("ic0", "certified_data_set", |mut c: Ctx<'_>, src: i32, size: i32| {
+            charge(&mut c, costs::certified_data_set, bytes(size))?;
         let s = c.data();
         s.require(!s.entry().is_query(), "certified_data_set")?;
         if size as u32 as usize > MAX_CERTIFIED_DATA_BYTES {
@@ -610,7 +653,7 @@ fn link_certification(l: &mut Linker<SystemState>) -> Result<(), Error> {
         "ic0",
         "data_certificate_present",
         |mut c: Ctx<'_>| -> Result<i32, Error> {
-            charge(&mut c, 0)?;
+            charge(&mut c, costs::data_certificate_present, 0)?;
             Ok(i32::from(c.data().data_certificate.is_some()))
         },
     )?;
@@ -618,7 +661,7 @@ fn link_certification(l: &mut Linker<SystemState>) -> Result<(), Error> {
         "ic0",
         "data_certificate_size",
         |mut c: Ctx<'_>| -> Result<i32, Error> {
-            charge(&mut c, 0)?;
+            charge(&mut c, costs::data_certificate_size, 0)?;
             let s = c.data();
             let certificate = s.data_certificate.as_ref().ok_or_else(|| {
                 violation("data_certificate_size: no certificate outside a non-replicated query")
@@ -630,6 +673,7 @@ fn link_certification(l: &mut Linker<SystemState>) -> Result<(), Error> {
         "ic0",
         "data_certificate_copy",
         |mut c: Ctx<'_>, dst: i32, off: i32, size: i32| {
+            charge(&mut c, costs::data_certificate_copy, bytes(size))?;
             let certificate = c.data().data_certificate.clone().ok_or_else(|| {
                 violation("data_certificate_copy: no certificate outside a non-replicated query")
             })?;
@@ -647,7 +691,7 @@ fn link_certification(l: &mut Linker<SystemState>) -> Result<(), Error> {
         "ic0",
         "root_key_size",
         |mut c: Ctx<'_>| -> Result<i32, Error> {
-            charge(&mut c, 0)?;
+            charge(&mut c, costs::root_key_size, 0)?;
             Ok(c.data().root_key.len() as i32)
         },
     )?;
@@ -655,6 +699,7 @@ fn link_certification(l: &mut Linker<SystemState>) -> Result<(), Error> {
         "ic0",
         "root_key_copy",
         |mut c: Ctx<'_>, dst: i32, off: i32, size: i32| {
+            charge(&mut c, costs::root_key_copy, bytes(size))?;
             let key = c.data().root_key.clone();
             copy_slice(&mut c, &key, dst, off, size, "root_key_copy")
         },
@@ -664,14 +709,14 @@ fn link_certification(l: &mut Linker<SystemState>) -> Result<(), Error> {
 
 fn link_misc(l: &mut Linker<SystemState>) -> Result<(), Error> {
     l.func_wrap("ic0", "time", |mut c: Ctx<'_>| -> Result<i64, Error> {
-        charge(&mut c, 0)?;
+        charge(&mut c, costs::time, 0)?;
         Ok(c.data().time as i64)
     })?;
     l.func_wrap(
         "ic0",
         "global_timer_set",
         |mut c: Ctx<'_>, timestamp: i64| -> Result<i64, Error> {
-            charge(&mut c, 0)?;
+            charge(&mut c, costs::global_timer_set, 0)?;
             let s = c.data_mut();
             s.require(!s.entry().is_query(), "global_timer_set")?;
             Ok(std::mem::replace(&mut s.global_timer, timestamp as u64) as i64)
@@ -681,8 +726,8 @@ fn link_misc(l: &mut Linker<SystemState>) -> Result<(), Error> {
         "ic0",
         "performance_counter",
         |mut c: Ctx<'_>, counter: i32| -> Result<i64, Error> {
-            charge(&mut c, 0)?;
-            let used = instructions_used(c.get_fuel()?, c.data().instruction_limit);
+            charge(&mut c, costs::performance_counter, 0)?;
+            let used = used(&c)?;
             match counter {
                 0 => Ok(used as i64),
                 1 => Ok((c.data().call_context_instructions + used) as i64),
@@ -696,7 +741,7 @@ fn link_misc(l: &mut Linker<SystemState>) -> Result<(), Error> {
         "ic0",
         "in_replicated_execution",
         |mut c: Ctx<'_>| -> Result<i32, Error> {
-            charge(&mut c, 0)?;
+            charge(&mut c, costs::in_replicated_execution, 0)?;
             Ok(i32::from(c.data().replicated))
         },
     )?;
@@ -705,7 +750,7 @@ fn link_misc(l: &mut Linker<SystemState>) -> Result<(), Error> {
         "ic0",
         "env_var_count",
         |mut c: Ctx<'_>| -> Result<i32, Error> {
-            charge(&mut c, 0)?;
+            charge(&mut c, costs::env_var_count, 0)?;
             Ok(c.data().env_vars.len() as i32)
         },
     )?;
@@ -713,7 +758,7 @@ fn link_misc(l: &mut Linker<SystemState>) -> Result<(), Error> {
         "ic0",
         "env_var_name_size",
         |mut c: Ctx<'_>, index: i32| -> Result<i32, Error> {
-            charge(&mut c, 0)?;
+            charge(&mut c, costs::env_var_name_size, 0)?;
             Ok(env_var_at(c.data(), index)?.0.len() as i32)
         },
     )?;
@@ -721,6 +766,7 @@ fn link_misc(l: &mut Linker<SystemState>) -> Result<(), Error> {
         "ic0",
         "env_var_name_copy",
         |mut c: Ctx<'_>, index: i32, dst: i32, off: i32, size: i32| {
+            charge(&mut c, costs::env_var_name_copy, bytes(size))?;
             let name = env_var_at(c.data(), index)?.0.clone();
             copy_slice(&mut c, name.as_bytes(), dst, off, size, "env_var_name_copy")
         },
@@ -729,6 +775,7 @@ fn link_misc(l: &mut Linker<SystemState>) -> Result<(), Error> {
         "ic0",
         "env_var_name_exists",
         |mut c: Ctx<'_>, src: i32, size: i32| -> Result<i32, Error> {
+            charge(&mut c, costs::env_var_name_exists, 0)?;
             let name = utf8_from_heap(&mut c, src, size, "env_var_name_exists")?;
             Ok(i32::from(c.data().env_vars.iter().any(|(n, _)| *n == name)))
         },
@@ -737,6 +784,7 @@ fn link_misc(l: &mut Linker<SystemState>) -> Result<(), Error> {
         "ic0",
         "env_var_value_size",
         |mut c: Ctx<'_>, src: i32, size: i32| -> Result<i32, Error> {
+            charge(&mut c, costs::env_var_value_size, 0)?;
             let name = utf8_from_heap(&mut c, src, size, "env_var_value_size")?;
             Ok(env_var_named(c.data(), &name)?.len() as i32)
         },
@@ -745,6 +793,7 @@ fn link_misc(l: &mut Linker<SystemState>) -> Result<(), Error> {
         "ic0",
         "env_var_value_copy",
         |mut c: Ctx<'_>, src: i32, size: i32, dst: i32, off: i32, len: i32| {
+            charge(&mut c, costs::env_var_value_copy, bytes(len))?;
             let name = utf8_from_heap(&mut c, src, size, "env_var_value_copy")?;
             let value = env_var_named(c.data(), &name)?.to_string();
             copy_slice(
@@ -761,12 +810,16 @@ fn link_misc(l: &mut Linker<SystemState>) -> Result<(), Error> {
         "ic0",
         "debug_print",
         |mut c: Ctx<'_>, src: i32, size: i32| {
+            let logging = costs::logging_bytes(bytes(size), c.data().logged_bytes());
+            charge(&mut c, costs::debug_print, logging)?;
             let bytes = read_heap(&mut c, src, size, "debug_print")?;
             c.data_mut().log(&bytes);
             Ok(())
         },
     )?;
     l.func_wrap("ic0", "trap", |mut c: Ctx<'_>, src: i32, size: i32| {
+        let logging = costs::logging_bytes(bytes(size), c.data().logged_bytes());
+        charge(&mut c, costs::trap, bytes(size).saturating_add(logging))?;
         let bytes = read_heap(&mut c, src, size, "trap")?;
         Err::<(), _>(trap(TrapCause::Explicit(
             String::from_utf8_lossy(&bytes).into_owned(),

@@ -9,82 +9,16 @@
 //! message completes without a trap; a trap simply discards the staged state.
 
 use candid::Principal;
-use wasmi::{Error, Memory};
+use wasmi::{Error, Global, Memory};
 
 use crate::cycles::Fees;
 use crate::stable_memory::StableMemory;
 
-/// Every `ic0` function this runtime provides: all of ic0 1.2 except the cost functions of
-/// HTTPS outcalls and threshold signatures, which the local network does not offer.
-pub const SUPPORTED_IMPORTS: &[&str] = &[
-    "msg_arg_data_size",
-    "msg_arg_data_copy",
-    "msg_caller_size",
-    "msg_caller_copy",
-    "msg_caller_info_data_size",
-    "msg_caller_info_data_copy",
-    "msg_caller_info_signer_size",
-    "msg_caller_info_signer_copy",
-    "msg_reject_code",
-    "msg_reject_msg_size",
-    "msg_reject_msg_copy",
-    "msg_deadline",
-    "msg_reply_data_append",
-    "msg_reply",
-    "msg_reject",
-    "msg_cycles_available128",
-    "msg_cycles_refunded128",
-    "msg_cycles_accept128",
-    "cycles_burn128",
-    "canister_self_size",
-    "canister_self_copy",
-    "canister_cycle_balance128",
-    "canister_liquid_cycle_balance128",
-    "canister_status",
-    "canister_version",
-    "subnet_self_size",
-    "subnet_self_copy",
-    "subnet_self_node_count",
-    "msg_method_name_size",
-    "msg_method_name_copy",
-    "accept_message",
-    "call_new",
-    "call_on_cleanup",
-    "call_data_append",
-    "call_with_best_effort_response",
-    "call_cycles_add128",
-    "call_perform",
-    "stable64_size",
-    "stable64_grow",
-    "stable64_write",
-    "stable64_read",
-    "root_key_size",
-    "root_key_copy",
-    "certified_data_set",
-    "data_certificate_present",
-    "data_certificate_size",
-    "data_certificate_copy",
-    "time",
-    "global_timer_set",
-    "performance_counter",
-    "is_controller",
-    "in_replicated_execution",
-    "cost_call",
-    "cost_create_canister",
-    "env_var_count",
-    "env_var_name_size",
-    "env_var_name_copy",
-    "env_var_name_exists",
-    "env_var_value_size",
-    "env_var_value_copy",
-    "debug_print",
-    "trap",
-];
+/// Every `ic0` function this runtime provides, with what it costs: all of ic0 1.2 except the
+/// cost functions of HTTPS outcalls and threshold signatures, which the local network does not
+/// offer.
+pub use costs::SYSTEM_API;
 
-/// Instructions charged for entering any System API function.
-pub(crate) const SYSTEM_API_BASE_COST: u64 = 100;
-/// Extra instructions charged by `ic0.call_perform`.
-pub(crate) const CALL_PERFORM_COST: u64 = 5_000;
 /// Most bytes `ic0.certified_data_set` accepts.
 pub(crate) const MAX_CERTIFIED_DATA_BYTES: usize = 32;
 /// Largest reply or call payload (the IC's inter-canister message limit).
@@ -226,6 +160,8 @@ pub(crate) fn violation(message: impl Into<String>) -> Error {
 pub struct SystemState {
     pub entry: Option<EntryPoint>,
     pub memory: Option<Memory>,
+    /// The module's instruction counter (see `instrument`).
+    pub counter: Option<Global>,
     pub canister_id: Principal,
     pub caller: Option<Principal>,
     pub method_name: String,
@@ -263,6 +199,8 @@ pub struct SystemState {
     // Other effects.
     pub stable: StableMemory,
     pub max_stable_pages: u64,
+    /// 4 KiB stable memory pages this message has written (each is charged once).
+    pub stable_pages_written: std::collections::BTreeSet<u64>,
     pub certified_data: Option<Vec<u8>>,
     pub global_timer: u64,
     pub logs: Vec<LogLine>,
@@ -287,6 +225,28 @@ impl SystemState {
         }
     }
 
+    /// Marks the 4 KiB stable pages of `size` bytes at `offset` as written by this message and
+    /// returns how many of them were not yet (the replica's dirty-page charge). The count is
+    /// capped by the stable memory's size, so a hostile range cannot make the host loop.
+    pub(crate) fn dirty_stable_pages(&mut self, offset: u64, size: u64) -> u64 {
+        use crate::system_api::costs::OS_PAGE_BYTES;
+        let Some(end) = offset.checked_add(size) else {
+            return 0;
+        };
+        if size == 0 || end > self.stable.size_bytes() {
+            return 0;
+        }
+        let (first, last) = (offset / OS_PAGE_BYTES, (end - 1) / OS_PAGE_BYTES);
+        (first..=last)
+            .filter(|page| self.stable_pages_written.insert(*page))
+            .count() as u64
+    }
+
+    /// Bytes this message has logged so far.
+    pub(crate) fn logged_bytes(&self) -> u64 {
+        self.logs.iter().map(|l| l.content.len() as u64).sum()
+    }
+
     pub(crate) fn log(&mut self, content: &[u8]) {
         let content = content[..content.len().min(MAX_LOG_RECORD_BYTES)].to_vec();
         self.logs.push(LogLine {
@@ -301,6 +261,7 @@ impl Default for SystemState {
         Self {
             entry: None,
             memory: None,
+            counter: None,
             canister_id: Principal::management_canister(),
             caller: None,
             method_name: String::new(),
@@ -330,6 +291,7 @@ impl Default for SystemState {
             calls: Vec::new(),
             stable: StableMemory::default(),
             max_stable_pages: 0,
+            stable_pages_written: Default::default(),
             certified_data: None,
             global_timer: 0,
             logs: Vec::new(),
@@ -339,8 +301,9 @@ impl Default for SystemState {
     }
 }
 
+pub mod costs;
 mod heap;
 mod imports;
 
-pub use heap::instructions_used;
+pub use heap::{counter_start, instructions_used};
 pub use imports::link;
