@@ -1,8 +1,10 @@
-//! Running one entry point of a canister on wasmi.
+//! Running one entry point of a canister on wasmtime, Cranelift-compiled as on the replica.
 //!
 //! Instructions are counted by the module itself (see `instrument`): before an entry point runs
 //! its counter global is set to the message's limit, and what is left afterwards says how many
-//! IC instructions it used. wasmi's own fuel metering is off.
+//! IC instructions it used; the engine's own metering is off. Compiled modules are kept for the
+//! process by the hash of their instrumented bytes, so installing the same wasm again (every
+//! test does) does not compile it again.
 //!
 //! A [`LiveInstance`] is a cache: the truth is the committed [`WasmHeap`] in the canister state.
 //! Before a message the instance is brought in line with it (a no-op when the last message
@@ -10,12 +12,13 @@
 //! instance is marked stale and reloaded before the next message. This makes every message
 //! atomic and keeps the network state serializable.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
 
-use wasmi::{
-    Config, Engine, Func, Global, Instance, Linker, Memory, Module, Ref, Store, Table, Val,
+use sha2::{Digest, Sha256};
+use wasmtime::{
+    Config, Engine, Func, Global, Instance, Linker, Memory, Module, Ref, Store, Table, V128, Val,
 };
-use wasmi::{F32, F64, V128};
 
 use crate::canister::{GlobalValue, WasmHeap};
 use crate::instrument;
@@ -38,10 +41,29 @@ pub enum ExecutionError {
     Instantiation(String),
 }
 
+impl ExecutionError {
+    /// The replica's error code for this failure, the same in updates and queries.
+    pub fn error_code(&self) -> &'static str {
+        use crate::reject::error_codes;
+        match self {
+            Self::Trap(TrapCause::InstructionLimit(_)) => {
+                error_codes::CANISTER_INSTRUCTION_LIMIT_EXCEEDED
+            }
+            Self::Trap(TrapCause::ContractViolation(_)) => error_codes::CANISTER_CONTRACT_VIOLATION,
+            Self::Trap(TrapCause::Explicit(_)) => error_codes::CANISTER_CALLED_TRAP,
+            Self::WasmMemoryLimit { .. } => error_codes::CANISTER_OUT_OF_MEMORY,
+            Self::Trap(_) | Self::WasmTrap(_) | Self::BadCallback(_) | Self::Instantiation(_) => {
+                error_codes::CANISTER_TRAPPED
+            }
+        }
+    }
+}
+
 /// A module compiled and instantiated, with handles to what the host reaches into.
 pub struct LiveInstance {
     pub module_hash: [u8; 32],
     prepared: Arc<PreparedModule>,
+    module: Module,
     store: Store<SystemState>,
     instance: Instance,
     memory: Option<Memory>,
@@ -66,13 +88,50 @@ pub struct WasmRuntime {
     linker: Linker<SystemState>,
 }
 
+/// Most bytes of wasm stack a message may use. The replica allows 5 MiB, but wasmtime runs
+/// wasm on the calling thread's stack and test threads have 2 MiB: 1 MiB leaves the host room.
+const MAX_WASM_STACK_BYTES: usize = 1024 * 1024;
+
+/// One engine per process, so that compiled modules can be shared by every network in it.
+fn engine() -> &'static Engine {
+    static ENGINE: OnceLock<Engine> = OnceLock::new();
+    ENGINE.get_or_init(|| {
+        let mut config = Config::new();
+        // As the replica configures wasmtime: 128-bit SIMD but not the relaxed-SIMD proposal
+        // (the validator in `wasm_module` refuses it first), NaNs canonicalized so float
+        // results do not depend on the machine, no engine metering (the module counts itself).
+        config
+            .wasm_simd(true)
+            .wasm_relaxed_simd(false)
+            .wasm_multi_memory(false)
+            .wasm_memory64(false)
+            .cranelift_nan_canonicalization(true)
+            .max_wasm_stack(MAX_WASM_STACK_BYTES);
+        Engine::new(&config).expect("the engine configuration is valid")
+    })
+}
+
+/// The compiled form of `prepared`, compiled once per process: tests install the same wasm in
+/// many networks, and Cranelift takes about a second for a canister.
+fn compile(prepared: &PreparedModule) -> Result<Module, InstantiateError> {
+    static COMPILED: OnceLock<Mutex<HashMap<[u8; 32], Module>>> = OnceLock::new();
+    let key: [u8; 32] = Sha256::digest(&prepared.wasm).into();
+    let mut compiled = COMPILED
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    if let Some(module) = compiled.get(&key) {
+        return Ok(module.clone());
+    }
+    let module = Module::new(engine(), &prepared.wasm)
+        .map_err(|e| InstantiateError::Module(ModuleError::Invalid(e.to_string())))?;
+    compiled.insert(key, module.clone());
+    Ok(module)
+}
+
 impl WasmRuntime {
     pub fn new() -> Self {
-        let mut config = Config::default();
-        // The IC executes 128-bit SIMD but not the relaxed-SIMD proposal, whose results may
-        // differ between machines (the validator in `wasm_module` refuses it first).
-        config.wasm_simd(true).wasm_relaxed_simd(false);
-        let engine = Engine::new(&config);
+        let engine = engine().clone();
         let mut linker = Linker::new(&engine);
         system_api::link(&mut linker).expect("the ic0 imports are defined once each");
         Self { engine, linker }
@@ -93,30 +152,30 @@ impl WasmRuntime {
         prepared: Arc<PreparedModule>,
         start_fuel: u64,
     ) -> Result<LiveInstance, InstantiateError> {
-        let module = Module::new(&self.engine, &prepared.wasm)
-            .map_err(|e| InstantiateError::Module(ModuleError::Invalid(e.to_string())))?;
+        let module = compile(&prepared)?;
         let mut store = Store::new(&self.engine, SystemState::default());
         let instance = self
             .linker
-            .instantiate_and_start(&mut store, &module)
+            .instantiate(&mut store, &module)
             .map_err(|e| InstantiateError::Start(e.to_string()))?;
-        let memory = instance.get_memory(&store, wasm_module::MEMORY_EXPORT);
-        let table = instance.get_table(&store, TABLE_EXPORT);
+        let memory = instance.get_memory(&mut store, wasm_module::MEMORY_EXPORT);
+        let table = instance.get_table(&mut store, TABLE_EXPORT);
         let globals = prepared
             .mutable_globals
             .iter()
             .map(|name| {
                 instance
-                    .get_global(&store, name)
+                    .get_global(&mut store, name)
                     .ok_or_else(|| InstantiateError::Start(format!("missing host export {name}")))
             })
             .collect::<Result<Vec<_>, _>>()?;
         let counter = instance
-            .get_global(&store, instrument::COUNTER_EXPORT)
+            .get_global(&mut store, instrument::COUNTER_EXPORT)
             .ok_or_else(|| InstantiateError::Start("missing the instruction counter".into()))?;
         let mut live = LiveInstance {
             module_hash: prepared.module_hash,
             prepared,
+            module,
             store,
             instance,
             memory,
@@ -203,7 +262,9 @@ pub enum Target<'a> {
 
 impl LiveInstance {
     pub fn exports_function(&self, name: &str) -> bool {
-        self.instance.get_func(&self.store, name).is_some()
+        self.module
+            .get_export(name)
+            .is_some_and(|export| export.func().is_some())
     }
 
     pub fn update_methods(&self) -> &std::collections::BTreeSet<String> {
@@ -219,7 +280,7 @@ impl LiveInstance {
     }
 
     /// The committed-heap form of the current linear memory and globals.
-    pub fn save_heap(&self, into: &mut WasmHeap) {
+    pub fn save_heap(&mut self, into: &mut WasmHeap) {
         into.memory.clear();
         if let Some(memory) = self.memory {
             into.memory.extend_from_slice(memory.data(&self.store));
@@ -227,7 +288,7 @@ impl LiveInstance {
         into.globals = self
             .globals
             .iter()
-            .filter_map(|g| from_val(&g.get(&self.store)))
+            .filter_map(|g| from_val(&g.get(&mut self.store)))
             .collect();
     }
 
@@ -257,7 +318,7 @@ impl LiveInstance {
             .set(&mut self.store, Val::I64(system_api::counter_start(limit)))
             .map_err(|e| ExecutionError::WasmTrap(e.to_string()))
             .and_then(|()| self.call(target));
-        let instructions = system_api::instructions_used(&self.counter, &self.store, limit);
+        let instructions = system_api::instructions_used(&self.counter, &mut self.store, limit);
         let outcome = outcome.and_then(|()| {
             let used = self.memory_bytes();
             if wasm_memory_limit > 0 && used > wasm_memory_limit {
@@ -279,18 +340,21 @@ impl LiveInstance {
     fn call(&mut self, target: Target<'_>) -> Result<(), ExecutionError> {
         let (func, args): (Func, Vec<Val>) = match target {
             Target::Export(name) => {
-                let func = self.instance.get_func(&self.store, name).ok_or_else(|| {
-                    ExecutionError::WasmTrap(format!("no exported function {name}"))
-                })?;
+                let func = self
+                    .instance
+                    .get_func(&mut self.store, name)
+                    .ok_or_else(|| {
+                        ExecutionError::WasmTrap(format!("no exported function {name}"))
+                    })?;
                 (func, Vec::new())
             }
             Target::Closure(closure) => {
                 let func = self
                     .table
-                    .and_then(|t| t.get(&self.store, u64::from(closure.table_index)))
+                    .and_then(|t| t.get(&mut self.store, u64::from(closure.table_index)))
                     .and_then(|r| match r {
-                        Ref::Func(f) => f.val().copied(),
-                        Ref::Extern(_) => None,
+                        Ref::Func(f) => f,
+                        _ => None,
                     })
                     .ok_or(ExecutionError::BadCallback(closure.table_index))?;
                 (func, vec![Val::I32(closure.env as i32)])
@@ -300,12 +364,12 @@ impl LiveInstance {
     }
 }
 
-/// Turns a wasmi error into the trap the IC would report.
-fn classify(error: wasmi::Error) -> ExecutionError {
+/// Turns a wasmtime error into the trap the IC would report.
+fn classify(error: wasmtime::Error) -> ExecutionError {
     if let Some(cause) = error.downcast_ref::<TrapCause>() {
         return ExecutionError::Trap(cause.clone());
     }
-    match error.as_trap_code() {
+    match error.downcast_ref::<wasmtime::Trap>() {
         Some(code) => ExecutionError::WasmTrap(code.to_string()),
         None => ExecutionError::WasmTrap(error.to_string()),
     }
@@ -315,8 +379,8 @@ fn to_val(value: GlobalValue) -> Val {
     match value {
         GlobalValue::I32(v) => Val::I32(v),
         GlobalValue::I64(v) => Val::I64(v),
-        GlobalValue::F32(bits) => Val::F32(F32::from_bits(bits)),
-        GlobalValue::F64(bits) => Val::F64(F64::from_bits(bits)),
+        GlobalValue::F32(bits) => Val::F32(bits),
+        GlobalValue::F64(bits) => Val::F64(bits),
         GlobalValue::V128(v) => Val::V128(V128::from(v)),
     }
 }
@@ -326,9 +390,9 @@ fn from_val(value: &Val) -> Option<GlobalValue> {
     Some(match value {
         Val::I32(v) => GlobalValue::I32(*v),
         Val::I64(v) => GlobalValue::I64(*v),
-        Val::F32(v) => GlobalValue::F32(v.to_bits()),
-        Val::F64(v) => GlobalValue::F64(v.to_bits()),
+        Val::F32(bits) => GlobalValue::F32(*bits),
+        Val::F64(bits) => GlobalValue::F64(*bits),
         Val::V128(v) => GlobalValue::V128(v.as_u128()),
-        Val::FuncRef(_) | Val::ExternRef(_) => return None,
+        _ => return None,
     })
 }

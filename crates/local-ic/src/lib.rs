@@ -3,12 +3,13 @@
 //! - [`LocalIc`] is the test API, shaped like PocketIC's.
 //! - [`NetworkState`] is everything a network is (serializable): save it, restore it with
 //!   [`LocalIc::from_state`].
-//! - Each message executes atomically on wasmi with the IC's instruction limits; a trap rolls
+//! - Each message executes atomically on wasmtime with the IC's instruction count and limits
+//!   (modules are instrumented as the replica instruments them, see `instrument`); a trap rolls
 //!   back the heap, mutable globals, stable memory, cycles and outgoing calls of that message.
 //!
 //! Layers, bottom up: `wasm_module` (validation and the export rewrite), `system_api` (the
 //! `ic0` imports over a staged per-message state), `execution` (one entry point on a cached
-//! wasmi instance), `scheduler` (messages, call contexts, callbacks, rounds), `management`
+//! wasmtime instance), `scheduler` (messages, call contexts, callbacks, rounds), `management`
 //! (`aaaaa-aa`), `local_ic` (the test API). An HTTP front end speaking the IC HTTP interface
 //! maps `call` onto `Network::submit_ingress`, `query` onto `Network::query` and `read_state`
 //! onto the ingress statuses kept in [`NetworkState`]; persisting a network is writing that
@@ -19,8 +20,8 @@ mod canister;
 mod certification;
 mod cycles;
 mod execution;
-mod instrument;
 mod ids;
+mod instrument;
 mod local_ic;
 mod management;
 mod network;

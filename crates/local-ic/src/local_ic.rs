@@ -301,7 +301,7 @@ impl LocalIc {
     pub fn add_cycles(&mut self, canister: Principal, amount: u128) -> u128 {
         match self.network.state.canisters.get_mut(&canister) {
             Some(c) => {
-                c.cycles += amount;
+                c.cycles = c.cycles.saturating_add(amount);
                 c.cycles
             }
             None => 0,

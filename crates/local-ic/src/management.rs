@@ -116,7 +116,8 @@ impl Network {
             "provisional_top_up_canister" => {
                 let args: ProvisionalTopUpCanisterArgs = decode(method, arg)?;
                 let amount = u128::try_from(args.amount.0).map_err(|e| bad_payload(method, e))?;
-                self.canister_mut(args.canister_id)?.cycles += amount;
+                let canister = self.canister_mut(args.canister_id)?;
+                canister.cycles = canister.cycles.saturating_add(amount);
                 reply(encode(()))
             }
             "install_code" => {
@@ -186,7 +187,8 @@ impl Network {
             }
             "deposit_cycles" => {
                 let args: CanisterIdRecord = decode(method, arg)?;
-                self.canister_mut(args.canister_id)?.cycles += cycles;
+                let canister = self.canister_mut(args.canister_id)?;
+                canister.cycles = canister.cycles.saturating_add(cycles);
                 Ok(Outcome::Reply(encode(()), 0))
             }
             "raw_rand" => {
@@ -390,7 +392,7 @@ impl Network {
             let run = self.run_message(id, spec);
             run.outcome
                 .map_err(|e| trapped(export, &e, error_code_of(&e)))?;
-        } else if let Some(live) = self.live.get(&id) {
+        } else if let Some(live) = self.live.get_mut(&id) {
             let canister = self
                 .state
                 .canisters

@@ -20,7 +20,7 @@ use crate::network::{
     ResponseMessage,
 };
 use crate::reject::{RejectCode, RejectResponse, error_codes};
-use crate::system_api::{EntryPoint, Response, SystemState, TrapCause, WasmClosure};
+use crate::system_api::{EntryPoint, Response, SystemState, WasmClosure};
 
 /// A network: its serializable state plus the compiled instances (a cache).
 pub struct Network {
@@ -174,7 +174,7 @@ impl Network {
         let commit = persist && run.outcome.is_ok();
         if commit {
             state.stable.commit();
-            if let Some(live) = self.live.get(&canister) {
+            if let Some(live) = self.live.get_mut(&canister) {
                 live.save_heap(state.heap.get_or_insert_with(WasmHeap::default));
             }
             state.cycles = run.state.balance;
@@ -396,8 +396,9 @@ impl Network {
             }
         }
         if state.code.is_none() {
+            // The replica's IC0537 is a canister error (reject code 5), as every IC05xx code.
             return Err(RejectResponse::new(
-                RejectCode::DestinationInvalid,
+                RejectCode::CanisterError,
                 format!("Canister {receiver} is empty: it has no Wasm module"),
             )
             .with_error_code(error_codes::CANISTER_WASM_MODULE_NOT_FOUND));
@@ -491,7 +492,7 @@ impl Network {
         let canister = callback.canister;
         let has_code = match self.state.canisters.get_mut(&canister) {
             Some(state) => {
-                state.cycles += response.refund;
+                state.cycles = state.cycles.saturating_add(response.refund);
                 state.code.is_some()
             }
             None => false,
@@ -607,19 +608,7 @@ impl Network {
                 }
             }
             Err(error) => {
-                let error_code = match error {
-                    ExecutionError::Trap(TrapCause::InstructionLimit(_)) => {
-                        error_codes::CANISTER_INSTRUCTION_LIMIT_EXCEEDED
-                    }
-                    ExecutionError::Trap(TrapCause::ContractViolation(_)) => {
-                        error_codes::CANISTER_CONTRACT_VIOLATION
-                    }
-                    ExecutionError::WasmMemoryLimit { .. } => error_codes::CANISTER_OUT_OF_MEMORY,
-                    ExecutionError::Trap(TrapCause::Explicit(_)) => {
-                        error_codes::CANISTER_CALLED_TRAP
-                    }
-                    _ => error_codes::CANISTER_TRAPPED,
-                };
+                let error_code = error.error_code();
                 if !context.responded && context.outstanding_callbacks == 0 {
                     let payload = Payload::reject(
                         RejectCode::CanisterError,
@@ -855,7 +844,7 @@ impl Network {
                 RejectCode::CanisterError,
                 format!("Error from Canister {receiver}: {e}"),
             )
-            .with_error_code(error_codes::CANISTER_TRAPPED)),
+            .with_error_code(e.error_code())),
             Ok(()) => match run.state.response {
                 Some(Response::Reply(bytes)) => Ok(bytes),
                 Some(Response::Reject(message)) => {

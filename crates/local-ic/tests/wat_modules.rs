@@ -141,3 +141,57 @@ fn relaxed_simd_is_refused_as_on_the_ic() {
     );
     assert!(err.reject_message.contains("relaxed SIMD"), "{err}");
 }
+
+/// Traps and limits carry the same error codes in queries as in updates (IC0503 for an
+/// explicit trap, IC0522 for the instruction limit, IC0502 for a wasm trap).
+#[test]
+fn queries_report_the_replicas_error_codes() {
+    const TRAPS: &str = r#"(module
+      (import "ic0" "trap" (func $trap (param i32 i32)))
+      (memory 1)
+      (data (i32.const 0) "no")
+      (func (export "canister_query called_trap") (call $trap (i32.const 0) (i32.const 2)))
+      (func (export "canister_query unreachable") unreachable)
+      (func (export "canister_query forever") (loop $l (br $l))))"#;
+    let mut ic = LocalIc::new();
+    ic.set_instruction_limits(local_ic::InstructionLimits {
+        query: 1_000_000,
+        ..local_ic::InstructionLimits::IC
+    });
+    let canister = ic.create_canister();
+    ic.install_canister(canister, wat::parse_str(TRAPS).unwrap(), vec![], None)
+        .unwrap();
+    for (method, code) in [
+        ("called_trap", local_ic::error_codes::CANISTER_CALLED_TRAP),
+        ("unreachable", local_ic::error_codes::CANISTER_TRAPPED),
+        (
+            "forever",
+            local_ic::error_codes::CANISTER_INSTRUCTION_LIMIT_EXCEEDED,
+        ),
+    ] {
+        let err = ic.query_call(canister, ALICE, method, vec![]).unwrap_err();
+        assert_eq!(err.reject_code, RejectCode::CanisterError, "{method}");
+        assert_eq!(err.error_code.as_deref(), Some(code), "{method}: {err}");
+    }
+}
+
+#[test]
+fn a_canister_without_a_module_answers_ic0537_as_a_canister_error() {
+    let mut ic = LocalIc::new();
+    let canister = ic.create_canister();
+    let err = ic.update_call(canister, ALICE, "m", vec![]).unwrap_err();
+    assert_eq!(err.reject_code, RejectCode::CanisterError);
+    assert_eq!(
+        err.error_code.as_deref(),
+        Some(local_ic::error_codes::CANISTER_WASM_MODULE_NOT_FOUND)
+    );
+}
+
+#[test]
+fn cycle_top_ups_saturate_instead_of_overflowing() {
+    let mut ic = LocalIc::new();
+    let canister = ic.create_canister();
+    ic.add_cycles(canister, u128::MAX);
+    ic.add_cycles(canister, u128::MAX);
+    assert_eq!(ic.cycle_balance(canister), u128::MAX);
+}

@@ -1,11 +1,10 @@
 //! Moving bytes between a canister's linear memory and the host, charging instructions.
 
 use candid::Principal;
-use wasmi::{AsContext, Caller, Error, Global, Memory, Val};
+use wasmtime::{AsContextMut, Caller, Error, Global, Memory, Val};
 
 use super::costs::Ic0Cost;
 use super::{SystemState, TrapCause, trap, violation};
-use crate::wasm_module::MEMORY_EXPORT;
 
 pub(super) type Ctx<'a> = Caller<'a, SystemState>;
 
@@ -16,7 +15,7 @@ pub fn counter_start(limit: u64) -> i64 {
 
 /// Instructions used so far by the running message: the limit less what the counter has left
 /// (more than the limit once the counter has gone negative).
-pub fn instructions_used(counter: &Global, ctx: impl AsContext, limit: u64) -> u64 {
+pub fn instructions_used(counter: &Global, ctx: impl AsContextMut, limit: u64) -> u64 {
     let left = counter.get(ctx).i64().unwrap_or(0);
     (i128::from(counter_start(limit)) - i128::from(left)).clamp(0, i128::from(u64::MAX)) as u64
 }
@@ -37,7 +36,7 @@ pub(super) fn charge(caller: &mut Ctx<'_>, cost: Ic0Cost, bytes: u64) -> Result<
 /// counter that goes negative ends the message.
 pub(super) fn charge_instructions(caller: &mut Ctx<'_>, instructions: u64) -> Result<(), Error> {
     let counter = counter(caller)?;
-    let left = counter.get(&*caller).i64().unwrap_or(0);
+    let left = counter.get(&mut *caller).i64().unwrap_or(0);
     let cost = i64::try_from(instructions).unwrap_or(i64::MAX);
     let left = left.saturating_sub(cost);
     counter.set(&mut *caller, Val::I64(left))?;
@@ -50,22 +49,16 @@ pub(super) fn charge_instructions(caller: &mut Ctx<'_>, instructions: u64) -> Re
 }
 
 /// Instructions the running message has used, for `ic0.performance_counter`.
-pub(super) fn used(caller: &Ctx<'_>) -> Result<u64, Error> {
-    Ok(instructions_used(
-        &counter(caller)?,
-        caller,
-        caller.data().instruction_limit,
-    ))
+pub(super) fn used(caller: &mut Ctx<'_>) -> Result<u64, Error> {
+    let limit = caller.data().instruction_limit;
+    Ok(instructions_used(&counter(caller)?, &mut *caller, limit))
 }
 
 pub(super) fn memory(caller: &Ctx<'_>) -> Result<Memory, Error> {
-    match caller.data().memory {
-        Some(memory) => Ok(memory),
-        None => caller
-            .get_export(MEMORY_EXPORT)
-            .and_then(|e| e.into_memory())
-            .ok_or_else(|| violation("the module has no memory")),
-    }
+    caller
+        .data()
+        .memory
+        .ok_or_else(|| violation("the module has no memory"))
 }
 
 pub(super) fn range(start: i32, len: i32) -> Option<std::ops::Range<usize>> {

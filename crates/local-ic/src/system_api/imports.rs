@@ -1,11 +1,11 @@
-//! The `ic0` functions, registered with the wasmi linker.
+//! The `ic0` functions, registered with the wasmtime linker.
 
-use wasmi::{Error, Linker};
+use wasmtime::{Error, Linker};
 
 use super::costs;
 use super::heap::{
-    Ctx, bytes, charge, charge_instructions, copy_slice, join_u128, principal_from_heap, read_heap,
-    used, utf8_from_heap, write_heap, write_u128,
+    self, Ctx, bytes, charge, charge_instructions, copy_slice, join_u128, principal_from_heap,
+    read_heap, used, utf8_from_heap, write_u128,
 };
 use super::{
     EntryPoint, MAX_CALL_TIMEOUT_SECONDS, MAX_CERTIFIED_DATA_BYTES, MAX_PAYLOAD_BYTES,
@@ -302,8 +302,8 @@ fn link_cycles(l: &mut Linker<SystemState>) -> Result<(), Error> {
             s.require(s.entry().may_accept_cycles(), "msg_cycles_accept128")?;
             let amount = join_u128(high, low).min(s.cycles_available);
             s.cycles_available -= amount;
-            s.cycles_accepted += amount;
-            s.balance += amount;
+            s.cycles_accepted = s.cycles_accepted.saturating_add(amount);
+            s.balance = s.balance.saturating_add(amount);
             write_u128(&mut c, dst, amount, "msg_cycles_accept128")
         },
     )?;
@@ -316,7 +316,7 @@ fn link_cycles(l: &mut Linker<SystemState>) -> Result<(), Error> {
             s.require(!s.entry().is_query(), "cycles_burn128")?;
             let amount = join_u128(high, low).min(s.balance);
             s.balance -= amount;
-            s.cycles_burned += amount;
+            s.cycles_burned = s.cycles_burned.saturating_add(amount);
             write_u128(&mut c, dst, amount, "cycles_burn128")
         },
     )?;
@@ -531,7 +531,7 @@ fn link_calls(l: &mut Linker<SystemState>) -> Result<(), Error> {
                 )));
             }
             let call = pending_call(&mut c, "call_cycles_add128")?;
-            call.cycles += amount;
+            call.cycles = call.cycles.saturating_add(amount);
             c.data_mut().balance -= amount;
             Ok(())
         },
@@ -547,7 +547,7 @@ fn link_calls(l: &mut Linker<SystemState>) -> Result<(), Error> {
             let fee = s.fees.call(call.method.len() as u64, call.arg.len() as u64);
             if s.balance < fee {
                 // The cycles added to the call go back to the balance (spec: call_perform fails).
-                s.balance += call.cycles;
+                s.balance = s.balance.saturating_add(call.cycles);
                 return Ok(crate::reject::RejectCode::SysTransient.as_u32() as i32);
             }
             s.balance -= fee;
@@ -613,12 +613,16 @@ fn link_stable(l: &mut Linker<SystemState>) -> Result<(), Error> {
         |mut c: Ctx<'_>, dst: i64, offset: i64, size: i64| {
             charge(&mut c, costs::stable64_read, size as u64)?;
             let (dst, size) = wasm32_range(dst, size, "stable64_read")?;
-            let mut bytes = vec![0; size as u32 as usize];
-            c.data()
+            // Straight into the heap: the host allocates nothing a canister could inflate.
+            let memory = heap::memory(&c)?;
+            let (heap, state) = memory.data_and_store_mut(&mut c);
+            let target = heap::range(dst, size)
+                .and_then(|r| heap.get_mut(r))
+                .ok_or_else(|| trap(TrapCause::HeapOutOfBounds("stable64_read")))?;
+            state
                 .stable
-                .read(offset as u64, &mut bytes)
-                .map_err(|e| trap(TrapCause::StableOutOfBounds(e.to_string())))?;
-            write_heap(&mut c, dst, &bytes, "stable64_read")
+                .read(offset as u64, target)
+                .map_err(|e| trap(TrapCause::StableOutOfBounds(e.to_string())))
         },
     )?;
     Ok(())
@@ -727,7 +731,7 @@ fn link_misc(l: &mut Linker<SystemState>) -> Result<(), Error> {
         "performance_counter",
         |mut c: Ctx<'_>, counter: i32| -> Result<i64, Error> {
             charge(&mut c, costs::performance_counter, 0)?;
-            let used = used(&c)?;
+            let used = used(&mut c)?;
             match counter {
                 0 => Ok(used as i64),
                 1 => Ok((c.data().call_context_instructions + used) as i64),

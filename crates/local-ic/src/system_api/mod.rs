@@ -9,7 +9,7 @@
 //! message completes without a trap; a trap simply discards the staged state.
 
 use candid::Principal;
-use wasmi::{Error, Global, Memory};
+use wasmtime::{Error, Global, Memory};
 
 use crate::cycles::Fees;
 use crate::stable_memory::StableMemory;
@@ -145,17 +145,15 @@ pub enum TrapCause {
     HeapOutOfBounds(&'static str),
 }
 
-impl wasmi::errors::HostError for TrapCause {}
-
 pub(crate) fn trap(cause: TrapCause) -> Error {
-    Error::host(cause)
+    Error::new(cause)
 }
 
 pub(crate) fn violation(message: impl Into<String>) -> Error {
     trap(TrapCause::ContractViolation(message.into()))
 }
 
-/// Everything one execution reads and stages. Lives in the wasmi store's data slot.
+/// Everything one execution reads and stages. Lives in the wasmtime store's data slot.
 #[derive(Debug)]
 pub struct SystemState {
     pub entry: Option<EntryPoint>,
