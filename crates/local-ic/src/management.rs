@@ -303,10 +303,11 @@ impl Network {
         let before = canister.clone();
         let result = self.install_code_unchecked(sender, id, mode, wasm, arg);
         match result {
-            Ok(()) => {
-                self.abandon_call_contexts(id, "the canister's code was replaced");
-                Ok(())
-            }
+            // Open call contexts stay open across a new install, as on the IC: the responses
+            // to their calls run the callbacks' table entries in the new module (the interface
+            // spec tells canisters that cannot make sense of that to stop first; only
+            // `uninstall_code` forgets them).
+            Ok(()) => Ok(()),
             Err(e) => {
                 self.state.canisters.insert(id, before);
                 self.live.remove(&id);
@@ -409,8 +410,8 @@ impl Network {
         Ok(())
     }
 
-    /// Rejects and forgets the open call contexts of a canister whose code changed: their
-    /// callbacks point into the old module.
+    /// Rejects and forgets the open call contexts of an uninstalled canister: their callbacks
+    /// point into a module that is gone.
     fn abandon_call_contexts(&mut self, id: Principal, why: &str) {
         let contexts: Vec<(u64, CallContext)> = self
             .state

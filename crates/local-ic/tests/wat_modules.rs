@@ -195,3 +195,63 @@ fn cycle_top_ups_saturate_instead_of_overflowing() {
     ic.add_cycles(canister, u128::MAX);
     assert_eq!(ic.cycle_balance(canister), u128::MAX);
 }
+
+/// A canister that calls `echo` on `callee` and replies at once, leaving the callback open;
+/// the callback (table entry 0) records `marker`.
+fn caller_module(callee: Principal, marker: i32) -> Vec<u8> {
+    let id: String = callee
+        .as_slice()
+        .iter()
+        .map(|b| format!("\\{b:02x}"))
+        .collect();
+    let len = callee.as_slice().len();
+    wat::parse_str(format!(
+        r#"(module
+      (import "ic0" "call_new" (func $call_new (param i32 i32 i32 i32 i32 i32 i32 i32)))
+      (import "ic0" "call_perform" (func $call_perform (result i32)))
+      (import "ic0" "msg_reply" (func $reply))
+      (import "ic0" "msg_reply_data_append" (func $append (param i32 i32)))
+      (memory 1)
+      (table 1 funcref)
+      (elem (i32.const 0) $on_response)
+      (global $seen (mut i32) (i32.const 0))
+      (data (i32.const 0) "{id}")
+      (data (i32.const 64) "echo")
+      (func $on_response (param i32) (global.set $seen (i32.const {marker})))
+      (func (export "canister_update go")
+        (call $call_new (i32.const 0) (i32.const {len}) (i32.const 64) (i32.const 4)
+          (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0))
+        (drop (call $call_perform))
+        (call $reply))
+      (func (export "canister_query seen")
+        (i32.store (i32.const 128) (global.get $seen))
+        (call $append (i32.const 128) (i32.const 4))
+        (call $reply)))"#
+    ))
+    .unwrap()
+}
+
+/// The IC does not require a canister to be stopped before an upgrade: a response that
+/// arrives afterwards runs the callback's table entry in the new module.
+#[test]
+fn a_response_after_an_upgrade_runs_the_new_modules_callback() {
+    let mut ic = LocalIc::new();
+    let callee = ic.create_canister();
+    let echo = r#"(module (import "ic0" "msg_reply" (func $reply))
+        (func (export "canister_update echo") (call $reply)))"#;
+    ic.install_canister(callee, wat::parse_str(echo).unwrap(), vec![], None)
+        .unwrap();
+    let caller = ic.create_canister();
+    ic.install_canister(caller, caller_module(callee, 1), vec![], None)
+        .unwrap();
+
+    let call = ic.submit_call(caller, ALICE, "go", vec![]).unwrap();
+    ic.tick(); // `go` runs: the call to `echo` is queued, the ingress is answered.
+    assert!(ic.ingress_status(call).is_some_and(|r| r.is_ok()));
+    ic.upgrade_canister(caller, caller_module(callee, 2), vec![], None)
+        .unwrap();
+    ic.tick(); // `echo` runs.
+    ic.tick(); // Its response reaches the upgraded caller.
+    let seen = ic.query_call(caller, ALICE, "seen", vec![]).unwrap();
+    assert_eq!(i32::from_le_bytes(seen.try_into().unwrap()), 2);
+}
