@@ -51,6 +51,9 @@ impl ExecutionError {
             }
             Self::Trap(TrapCause::ContractViolation(_)) => error_codes::CANISTER_CONTRACT_VIOLATION,
             Self::Trap(TrapCause::Explicit(_)) => error_codes::CANISTER_CALLED_TRAP,
+            Self::Trap(TrapCause::StableDirtyPageLimit(_)) => {
+                error_codes::CANISTER_MEMORY_ACCESS_LIMIT_EXCEEDED
+            }
             Self::WasmMemoryLimit { .. } => error_codes::CANISTER_OUT_OF_MEMORY,
             Self::Trap(_) | Self::WasmTrap(_) | Self::BadCallback(_) | Self::Instantiation(_) => {
                 error_codes::CANISTER_TRAPPED

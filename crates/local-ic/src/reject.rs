@@ -93,6 +93,7 @@ pub mod error_codes {
     pub const CANISTER_STOPPING: &str = "IC0509";
     pub const CANISTER_INVALID_CONTROLLER: &str = "IC0512";
     pub const CANISTER_INSTRUCTION_LIMIT_EXCEEDED: &str = "IC0522";
+    pub const CANISTER_MEMORY_ACCESS_LIMIT_EXCEEDED: &str = "IC0524";
     pub const CANISTER_METHOD_NOT_FOUND: &str = "IC0536";
     pub const CANISTER_WASM_MODULE_NOT_FOUND: &str = "IC0537";
     pub const DEADLINE_EXPIRED: &str = "IC0601";

@@ -4,7 +4,7 @@
 //! executes the messages that were queued when it began; messages they produce wait for the
 //! next round. So every `await` in a canister is a point where other messages interleave.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use candid::Principal;
 use serde_bytes::ByteBuf;
@@ -119,6 +119,11 @@ impl Network {
         let time = self.state.time_nanos;
         let fees = self.state.fees;
         let data_certificate = (!spec.replicated).then(|| self.data_certificate(canister));
+        let calls_in_flight = if spec.entry.may_call() {
+            self.calls_in_flight(canister)
+        } else {
+            Default::default()
+        };
         let Some(state) = self.state.canisters.get_mut(&canister) else {
             return failed_run(ExecutionError::Instantiation(format!(
                 "canister {canister} does not exist"
@@ -151,6 +156,7 @@ impl Network {
             global_timer: state.global_timer,
             instruction_limit: spec.instruction_limit,
             call_context_instructions: spec.call_context_instructions,
+            calls_in_flight,
             ..SystemState::default()
         };
         let wasm_memory_limit = state.wasm_memory_limit();
@@ -235,6 +241,17 @@ impl Network {
             }
         }
         self.complete_stops();
+    }
+
+    /// How many calls `canister` has in flight to each callee (for the IC's queue capacity).
+    fn calls_in_flight(&self, canister: Principal) -> BTreeMap<Principal, u32> {
+        let mut in_flight = BTreeMap::new();
+        for callback in self.state.callbacks.values() {
+            if callback.canister == canister {
+                *in_flight.entry(callback.callee).or_insert(0) += 1;
+            }
+        }
+        in_flight
     }
 
     /// True when rounds can still change something without the clock moving.

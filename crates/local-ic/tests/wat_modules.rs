@@ -255,3 +255,58 @@ fn a_response_after_an_upgrade_runs_the_new_modules_callback() {
     let seen = ic.query_call(caller, ALICE, "seen", vec![]).unwrap();
     assert_eq!(i32::from_le_bytes(seen.try_into().unwrap()), 2);
 }
+
+/// The IC queues at most 500 calls from one canister to another: `call_perform` answers
+/// SYS_TRANSIENT (2) for the next one until responses free room.
+#[test]
+fn calls_in_flight_to_one_callee_are_capped_at_the_queue_capacity() {
+    let mut ic = LocalIc::new();
+    let callee = ic.create_canister();
+    let echo = r#"(module (import "ic0" "msg_reply" (func $reply))
+        (func (export "canister_update echo") (call $reply)))"#;
+    ic.install_canister(callee, wat::parse_str(echo).unwrap(), vec![], None)
+        .unwrap();
+    let id: String = callee
+        .as_slice()
+        .iter()
+        .map(|b| format!("\\{b:02x}"))
+        .collect();
+    let len = callee.as_slice().len();
+    // Performs 501 calls and replies with how many `call_perform` refused.
+    let fanout = format!(
+        r#"(module
+      (import "ic0" "call_new" (func $call_new (param i32 i32 i32 i32 i32 i32 i32 i32)))
+      (import "ic0" "call_perform" (func $call_perform (result i32)))
+      (import "ic0" "msg_reply" (func $reply))
+      (import "ic0" "msg_reply_data_append" (func $append (param i32 i32)))
+      (memory 1)
+      (table 1 funcref)
+      (elem (i32.const 0) $ignore)
+      (data (i32.const 0) "{id}")
+      (data (i32.const 64) "echo")
+      (func $ignore (param i32))
+      (func (export "canister_update fanout") (local $i i32) (local $refused i32)
+        (loop $l
+          (call $call_new (i32.const 0) (i32.const {len}) (i32.const 64) (i32.const 4)
+            (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0))
+          (if (i32.eq (call $call_perform) (i32.const 2))
+            (then (local.set $refused (i32.add (local.get $refused) (i32.const 1)))))
+          (local.set $i (i32.add (local.get $i) (i32.const 1)))
+          (br_if $l (i32.lt_u (local.get $i) (i32.const 501))))
+        (i32.store (i32.const 128) (local.get $refused))
+        (call $append (i32.const 128) (i32.const 4))
+        (call $reply)))"#
+    );
+    let caller = ic.create_canister();
+    ic.install_canister(caller, wat::parse_str(fanout).unwrap(), vec![], None)
+        .unwrap();
+    let refused = |reply: Vec<u8>| i32::from_le_bytes(reply.try_into().unwrap());
+    let first = ic.update_call(caller, ALICE, "fanout", vec![]).unwrap();
+    assert_eq!(refused(first), 1);
+    // The ingress was answered with the calls still out; once the callee has answered them
+    // all, there is room for 500 again.
+    ic.tick();
+    ic.tick();
+    let second = ic.update_call(caller, ALICE, "fanout", vec![]).unwrap();
+    assert_eq!(refused(second), 1);
+}

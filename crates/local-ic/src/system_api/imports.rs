@@ -8,7 +8,7 @@ use super::heap::{
     read_heap, used, utf8_from_heap, write_u128,
 };
 use super::{
-    EntryPoint, MAX_CALL_TIMEOUT_SECONDS, MAX_CERTIFIED_DATA_BYTES, MAX_PAYLOAD_BYTES,
+    EntryPoint, MAX_CALLS_IN_FLIGHT_PER_CALLEE, MAX_CALL_TIMEOUT_SECONDS, MAX_CERTIFIED_DATA_BYTES, MAX_PAYLOAD_BYTES,
     OutgoingCall, Response, SystemState, TrapCause, WasmClosure, trap, violation,
 };
 
@@ -545,7 +545,9 @@ fn link_calls(l: &mut Linker<SystemState>) -> Result<(), Error> {
             let s = c.data_mut();
             let call = s.pending_call.take().expect("checked by pending_call");
             let fee = s.fees.call(call.method.len() as u64, call.arg.len() as u64);
-            if s.balance < fee {
+            let in_flight = s.calls_in_flight.get(&call.callee).copied().unwrap_or(0)
+                + s.calls.iter().filter(|c| c.callee == call.callee).count() as u32;
+            if s.balance < fee || in_flight >= MAX_CALLS_IN_FLIGHT_PER_CALLEE {
                 // The cycles added to the call go back to the balance (spec: call_perform fails).
                 s.balance = s.balance.saturating_add(call.cycles);
                 return Ok(crate::reject::RejectCode::SysTransient.as_u32() as i32);
@@ -593,7 +595,9 @@ fn link_stable(l: &mut Linker<SystemState>) -> Result<(), Error> {
         "ic0",
         "stable64_write",
         |mut c: Ctx<'_>, offset: i64, src: i64, size: i64| {
-            let first_dirtied = c.data_mut().dirty_stable_pages(offset as u64, size as u64);
+            let first_dirtied = c
+                .data_mut()
+                .dirty_stable_pages(offset as u64, size as u64)?;
             charge(&mut c, costs::stable64_write, size as u64)?;
             charge_instructions(
                 &mut c,

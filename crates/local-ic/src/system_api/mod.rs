@@ -21,6 +21,9 @@ pub use costs::SYSTEM_API;
 
 /// Most bytes `ic0.certified_data_set` accepts.
 pub(crate) const MAX_CERTIFIED_DATA_BYTES: usize = 32;
+/// Most calls a canister may have in flight to one callee: the replica's canister-to-canister
+/// queue capacity (`DEFAULT_QUEUE_CAPACITY`); `call_perform` fails with SYS_TRANSIENT beyond.
+pub const MAX_CALLS_IN_FLIGHT_PER_CALLEE: u32 = 500;
 /// Largest reply or call payload (the IC's inter-canister message limit).
 pub const MAX_PAYLOAD_BYTES: usize = 2 * 1024 * 1024;
 /// Longest timeout a best-effort call may ask for.
@@ -94,6 +97,18 @@ impl EntryPoint {
     pub(crate) fn is_query(self) -> bool {
         matches!(self, Self::Query | Self::InspectMessage)
     }
+
+    /// Most 4 KiB stable memory pages one execution may modify (the replica's
+    /// `stable_memory_dirty_page_limit`: 2 GiB for messages, 8 GiB for installs and upgrades,
+    /// 1 GiB for queries).
+    pub(crate) fn stable_dirty_page_limit(self) -> u64 {
+        const GIB_OF_PAGES: u64 = (1 << 30) / costs::OS_PAGE_BYTES;
+        match self {
+            Self::Start | Self::Init | Self::PreUpgrade | Self::PostUpgrade => 8 * GIB_OF_PAGES,
+            Self::Query | Self::InspectMessage => GIB_OF_PAGES,
+            _ => 2 * GIB_OF_PAGES,
+        }
+    }
 }
 
 /// A table-function callback registered with `ic0.call_new` / `ic0.call_on_cleanup`.
@@ -143,6 +158,10 @@ pub enum TrapCause {
     StableOutOfBounds(String),
     #[error("Heap memory access out of bounds in `ic0.{0}`")]
     HeapOutOfBounds(&'static str),
+    #[error(
+        "Exceeded the limit for the number of modified pages in the stable memory in a single message execution: limit {0} KB"
+    )]
+    StableDirtyPageLimit(u64),
 }
 
 pub(crate) fn trap(cause: TrapCause) -> Error {
@@ -194,6 +213,8 @@ pub struct SystemState {
     // Calls.
     pub pending_call: Option<OutgoingCall>,
     pub calls: Vec<OutgoingCall>,
+    /// Calls this canister already has in flight, by callee (before this message's calls).
+    pub calls_in_flight: std::collections::BTreeMap<Principal, u32>,
     // Other effects.
     pub stable: StableMemory,
     pub max_stable_pages: u64,
@@ -224,10 +245,22 @@ impl SystemState {
     }
 
     /// Marks the 4 KiB stable pages of `size` bytes at `offset` as written by this message and
-    /// returns how many of them were not yet (the replica's dirty-page charge). The count is
-    /// capped by the stable memory's size, so a hostile range cannot make the host loop.
-    pub(crate) fn dirty_stable_pages(&mut self, offset: u64, size: u64) -> u64 {
-        use crate::system_api::costs::OS_PAGE_BYTES;
+    /// returns how many of them were not yet (the replica's dirty-page charge), or the trap of
+    /// a message that has modified more pages than its limit. Ranges outside stable memory
+    /// count nothing (the write itself traps), so a hostile range cannot make the host loop.
+    pub(crate) fn dirty_stable_pages(&mut self, offset: u64, size: u64) -> Result<u64, Error> {
+        let first_dirtied = self.mark_stable_pages(offset, size);
+        let limit = self.entry().stable_dirty_page_limit();
+        if self.stable_pages_written.len() as u64 > limit {
+            return Err(trap(TrapCause::StableDirtyPageLimit(
+                limit * costs::OS_PAGE_BYTES / 1024,
+            )));
+        }
+        Ok(first_dirtied)
+    }
+
+    fn mark_stable_pages(&mut self, offset: u64, size: u64) -> u64 {
+        use costs::OS_PAGE_BYTES;
         let Some(end) = offset.checked_add(size) else {
             return 0;
         };
@@ -287,6 +320,7 @@ impl Default for SystemState {
             message_accepted: false,
             pending_call: None,
             calls: Vec::new(),
+            calls_in_flight: Default::default(),
             stable: StableMemory::default(),
             max_stable_pages: 0,
             stable_pages_written: Default::default(),
@@ -305,3 +339,30 @@ mod imports;
 
 pub use heap::{counter_start, instructions_used};
 pub use imports::link;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_query_may_dirty_one_gib_of_stable_memory() {
+        let mut state = SystemState {
+            entry: Some(EntryPoint::Query),
+            ..SystemState::default()
+        };
+        // Stable memory is sparse: growing it allocates nothing.
+        state.stable.grow(16_385, u64::MAX).unwrap();
+        let gib = 1 << 30;
+        assert_eq!(state.dirty_stable_pages(0, gib).unwrap(), 262_144);
+        // Pages already written are not charged again...
+        assert_eq!(state.dirty_stable_pages(0, 4_096).unwrap(), 0);
+        // Ranges outside stable memory count nothing: the write traps by itself.
+        assert_eq!(state.dirty_stable_pages(u64::MAX - 1, 2).unwrap(), 0);
+        // One page more is over the limit.
+        let err = state.dirty_stable_pages(gib, 1).unwrap_err();
+        assert!(matches!(
+            err.downcast_ref::<TrapCause>(),
+            Some(TrapCause::StableDirtyPageLimit(1_048_576))
+        ));
+    }
+}
