@@ -2,7 +2,7 @@
 //! administrators, pause, audit log, `/metrics`, pagination, install arguments, upgrades and
 //! hostile Candid.
 
-use candid::{CandidType, Principal, Reserved};
+use candid::{CandidType, Deserialize, Principal, Reserved};
 use ohms_integration_tests::{CANISTERS, Suite, controller, encode, user, wasm};
 use ohms_types::{
     AuditEntry, Error, HttpRequest, HttpResponse, InitArgs, InstallArgs, OpsStatus, Page, Paged,
@@ -56,6 +56,7 @@ fn anonymous_callers_are_refused_and_change_nothing() {
         let remove: Unit = suite.update(canister, anonymous, "remove_admin", (controller(),));
         let pause: Unit = suite.update(canister, anonymous, "pause", ("mine now",));
         let unpause: Unit = suite.update(canister, anonymous, "unpause", ());
+        let clear_lock: Unit = suite.update(canister, anonymous, "clear_lock", (user("alice"),));
         let admins: Result<Paged<Principal>, Error> =
             suite.query(canister, anonymous, "list_admins", (Page::default(),));
         let audit: Result<Paged<AuditEntry>, Error> =
@@ -65,6 +66,7 @@ fn anonymous_callers_are_refused_and_change_nothing() {
             ("remove_admin", remove),
             ("pause", pause),
             ("unpause", unpause),
+            ("clear_lock", clear_lock),
         ] {
             assert_eq!(result, Err(Error::Anonymous), "{name}.{method}");
         }
@@ -85,11 +87,13 @@ fn admin_methods_refuse_users_directly_and_through_a_canister() {
     let (alice, bob) = (user("alice"), user("bob"));
     for (name, canister) in suite.canisters() {
         let before = snapshot(&mut suite, canister);
-        let direct: Unit = suite.update(canister, alice, "add_admin", (alice,));
-        assert!(
-            matches!(direct, Err(Error::NotAuthorized { .. })),
-            "{name}: {direct:?}"
-        );
+        for (method, arg) in [("add_admin", alice), ("clear_lock", bob)] {
+            let direct: Unit = suite.update(canister, alice, method, (arg,));
+            assert!(
+                matches!(direct, Err(Error::NotAuthorized { .. })),
+                "{name}.{method}: {direct:?}"
+            );
+        }
 
         // A canister caller never passes through inspect_message: the method itself must refuse.
         let relayed: Result<Vec<u8>, String> = suite.update(
@@ -309,8 +313,9 @@ fn upgrades_keep_admins_audit_log_pause_and_siblings() {
             "{name}: an upgrade increments the canister version"
         );
 
+        let new_economics = suite.env.create_canister();
         let moved = Siblings {
-            economics: Some(user("new-economics")),
+            economics: Some(new_economics),
             ..suite.siblings.clone()
         };
         let arg = InstallArgs::Upgrade(Some(UpgradeArgs {
@@ -330,8 +335,100 @@ fn upgrades_keep_admins_audit_log_pause_and_siblings() {
 }
 
 #[test]
-fn hostile_candid_is_rejected_cheaply() {
+fn untrustworthy_siblings_are_refused_at_install_and_upgrade() {
+    let mut suite = Suite::deploy();
+    let fresh = suite
+        .env
+        .create_canister_with_controllers(vec![controller()]);
+    suite
+        .env
+        .add_cycles(fresh, ohms_integration_tests::INITIAL_CYCLES);
+    let anonymous_economics = InstallArgs::Init(InitArgs {
+        admins: vec![],
+        siblings: Siblings {
+            economics: Some(Principal::anonymous()),
+            ..suite.siblings.clone()
+        },
+    });
+    let err = suite
+        .env
+        .install_canister(
+            fresh,
+            wasm("model_repo"),
+            encode(&anonymous_economics),
+            Some(controller()),
+        )
+        .unwrap_err();
+    assert!(
+        err.reject_message
+            .contains("invalid argument `siblings.economics`"),
+        "{err}"
+    );
+
+    let economics = suite.id("economics");
+    let coordinator = suite.id("coordinator");
+    let before = snapshot(&mut suite, economics);
+    for (siblings, field) in [
+        (
+            Siblings {
+                model_repo: Some(Principal::management_canister()),
+                ..Default::default()
+            },
+            "siblings.model_repo",
+        ),
+        (
+            // Economics' own id in the coordinator's slot.
+            Siblings {
+                coordinator: Some(economics),
+                ..Default::default()
+            },
+            "siblings.coordinator",
+        ),
+        (
+            Siblings {
+                agent_factory: Some(coordinator),
+                coordinator: Some(coordinator),
+                ..Default::default()
+            },
+            "siblings.coordinator",
+        ),
+        (
+            Siblings {
+                agent_factory: Some(user("mallory")),
+                ..Default::default()
+            },
+            "siblings.agent_factory",
+        ),
+    ] {
+        let arg = InstallArgs::Upgrade(Some(UpgradeArgs {
+            siblings: Some(siblings.clone()),
+        }));
+        let err = suite.upgrade("economics", Some(arg)).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains(&format!("invalid argument `{field}`")),
+            "{siblings:?}: {err}"
+        );
+        assert_eq!(
+            snapshot(&mut suite, economics),
+            before,
+            "{siblings:?}: a refused upgrade changed state"
+        );
+    }
+}
+
+/// `ops_probe`'s report of decoding one argument.
+#[derive(CandidType, Deserialize, Debug)]
+struct DecodeCost {
+    instructions: u64,
+    headers: Option<u64>,
+    error: Option<String>,
+}
+
+#[test]
+fn skipped_data_is_refused_cheaply_with_a_typed_error() {
     /// `Page` with a huge field the canister does not know: tiny on the wire, costly to skip.
+    /// ic-cdk's default decoder refuses it too, by its skipping quota.
     #[derive(CandidType)]
     struct PaddedPage {
         start: u64,
@@ -339,27 +436,128 @@ fn hostile_candid_is_rejected_cheaply() {
         padding: Vec<Reserved>,
     }
     let mut suite = Suite::deploy();
+    let hostile = encode(&PaddedPage {
+        start: 0,
+        limit: 10,
+        padding: vec![Reserved; 50_000_000],
+    });
+    assert!(hostile.len() < 100);
     for (name, canister) in suite.canisters() {
-        let hostile = encode(&PaddedPage {
-            start: 0,
-            limit: 10,
-            padding: vec![Reserved; 50_000_000],
-        });
-        assert!(hostile.len() < 100);
-        let err = suite
+        let reply = suite
             .env
-            .query_call(canister, controller(), "list_admins", hostile)
-            .unwrap_err();
-        assert!(err.reject_message.contains("decode"), "{name}: {err}");
-        if let Some(local) = suite.env.as_local() {
-            let used = local
-                .last_call_instructions()
-                .expect("the runtime counts instructions");
-            eprintln!("{name}: hostile rejected in {used} instructions");
-            assert!(
-                used < 5_000_000,
-                "{name}: rejecting hostile Candid took {used} instructions"
-            );
+            .query_call(canister, controller(), "list_admins", hostile.clone())
+            .unwrap_or_else(|err| panic!("{name}: {err}"));
+        let refused: Result<Paged<Principal>, Error> = candid::decode_one(&reply).unwrap();
+        match refused {
+            Err(Error::InvalidArgument { field, reason }) => {
+                assert_eq!(field, "page", "{name}");
+                // Skipped data weighs 50 times against the decoding quota: that one runs out first.
+                assert!(
+                    reason.contains("cost exceeds the limit"),
+                    "{name}: {reason}"
+                );
+            }
+            other => panic!("{name}: {other:?}"),
+        }
+        match suite.env.last_call_instructions() {
+            Some(used) => {
+                eprintln!("{name}: skipped padding refused in {used} instructions");
+                assert!(
+                    used < 5_000_000,
+                    "{name}: refusing the padding took {used} instructions"
+                );
+            }
+            None => eprintln!("{name}: refused (this backend does not report instructions)"),
         }
     }
+}
+
+#[test]
+fn tiny_elements_that_ic_cdks_decoder_accepts_are_refused_by_the_decoding_quota() {
+    let mut suite = Suite::deploy();
+    let probe = suite.install_fixture("ops_probe");
+    // 100,000 empty header pairs: 200 KB on the wire (a tenth of the IC's 2 MiB), 1,300,000
+    // units of decoding work against ohms_ops::decode's quota of 100,000.
+    const PAIRS: u64 = 100_000;
+    let hostile = encode(&HttpRequest {
+        method: "GET".into(),
+        url: "/metrics".into(),
+        headers: vec![(String::new(), String::new()); PAIRS as usize],
+        body: vec![],
+    });
+    assert!(hostile.len() < 256 * 1024, "{} bytes", hostile.len());
+    let anonymous = Principal::anonymous();
+
+    // ic-cdk's default decoder, run by a plain `#[query]`, decodes all of it...
+    let reply = suite
+        .env
+        .query_call(probe, anonymous, "decode_default", hostile.clone())
+        .expect("ic-cdk's default decoder accepts the argument");
+    let default: DecodeCost = candid::decode_one(&reply).unwrap();
+    assert_eq!(default.headers, Some(PAIRS));
+    // ...ohms_ops::decode stops at its quota, measured the same way inside the canister.
+    let ours: DecodeCost = suite.query(probe, anonymous, "decode_ohms", (hostile.clone(),));
+    let error = ours.error.as_deref().unwrap_or_default();
+    assert!(
+        error.contains("Decoding cost exceeds the limit"),
+        "{ours:?}"
+    );
+    eprintln!(
+        "{PAIRS} empty header pairs ({} bytes): ic-cdk's default decoder accepts them in {} instructions; \
+         ohms_ops::decode refuses them in {}",
+        hostile.len(),
+        default.instructions,
+        ours.instructions
+    );
+    assert!(
+        ours.instructions * 5 < default.instructions,
+        "the quota did not cut the work: {} against {}",
+        ours.instructions,
+        default.instructions
+    );
+
+    // Every OHMS canister answers with a typed refusal naming the argument: `http_request`
+    // answers the HTTP gateway, so it is 400 Bad Request.
+    for (name, canister) in suite.canisters() {
+        let reply = suite
+            .env
+            .query_call(canister, anonymous, "http_request", hostile.clone())
+            .unwrap_or_else(|err| panic!("{name}: {err}"));
+        let response: HttpResponse = candid::decode_one(&reply).unwrap();
+        let body = String::from_utf8_lossy(&response.body);
+        assert_eq!(response.status_code, 400, "{name}: {body}");
+        assert!(
+            body.contains("invalid argument `request`")
+                && body.contains("Decoding cost exceeds the limit"),
+            "{name}: {body}"
+        );
+        match suite.env.last_call_instructions() {
+            Some(used) => {
+                eprintln!("{name}: http_request refused them in {used} instructions (whole call)");
+                assert!(
+                    used * 5 < default.instructions,
+                    "{name}: refusing took {used} instructions"
+                );
+            }
+            None => eprintln!("{name}: refused (this backend does not report instructions)"),
+        }
+    }
+}
+
+#[test]
+fn bulk_endpoints_take_arguments_up_to_the_ics_limit() {
+    let mut suite = Suite::deploy();
+    let probe = suite.install_fixture("ops_probe");
+    let chunk = HttpRequest {
+        method: "PUT".into(),
+        url: "/chunk".into(),
+        headers: vec![],
+        body: vec![7; 1_900 * 1024],
+    };
+    let length: Result<u64, Error> =
+        suite.query(probe, controller(), "body_length", (chunk.clone(),));
+    assert_eq!(length, Ok(chunk.body.len() as u64));
+    // The same argument is over an ordinary endpoint's quota.
+    let response: HttpResponse = suite.query(probe, controller(), "http_request", (chunk,));
+    assert_eq!(response.status_code, 400);
 }

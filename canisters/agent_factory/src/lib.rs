@@ -9,12 +9,14 @@ use ohms_types::InstallArgs;
 
 #[ic_cdk::init]
 fn init(args: InstallArgs) {
-    ohms_ops::lifecycle::init(&IcEnv, args).unwrap_or_else(|err| ic_cdk::trap(err));
+    ohms_ops::lifecycle::init(&IcEnv::capture(), "agent_factory", args)
+        .unwrap_or_else(|err| ic_cdk::trap(err));
 }
 
 #[ic_cdk::post_upgrade]
 fn post_upgrade(args: Option<InstallArgs>) {
-    ohms_ops::lifecycle::post_upgrade(&IcEnv, args).unwrap_or_else(|err| ic_cdk::trap(err));
+    ohms_ops::lifecycle::post_upgrade(&IcEnv::capture(), "agent_factory", args)
+        .unwrap_or_else(|err| ic_cdk::trap(err));
 }
 
 ohms_ops::export_ops_endpoints!(canister = "agent_factory");

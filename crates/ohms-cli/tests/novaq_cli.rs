@@ -21,15 +21,15 @@ fn scratch(name: &str) -> PathBuf {
     dir
 }
 
-/// The trained 260K-parameter fixture, when `../shared` is beside the project.
+// ohms-llm's fixture lookup, shared rather than copied: `$OHMS_FIXTURES` or
+// `<repo>/../shared/fixtures`; under CI (`CI=true`) a missing fixture fails the test, elsewhere
+// the test is skipped with a notice.
+#[path = "../../ohms-llm/tests/common/mod.rs"]
+mod common;
+
+/// The trained 260K-parameter fixture.
 fn stories_fixture() -> Option<PathBuf> {
-    let fixture = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/fixtures/stories260Ktok512.gguf");
-    if !fixture.exists() {
-        eprintln!("skipping: {} not present", fixture.display());
-        return None;
-    }
-    Some(fixture)
+    common::fixture("stories260Ktok512.gguf")
 }
 
 /// A safetensors file with one 64 × 64 f32 matrix and one vector.

@@ -1,6 +1,9 @@
-//! Who may call what: every check here runs inside the method it guards.
+//! Who may call what: every check here runs inside the method it guards, on the caller the
+//! entry point captured ([`IcEnv::capture`](crate::IcEnv::capture)).
 //!
-//! - [`user`]: any signed-in principal acting for itself (the anonymous principal is refused);
+//! - [`UserUpdate`]: a signed-in principal changing state for itself — the anonymous principal
+//!   is refused and so is every call while the canister is paused;
+//! - [`user`]: a signed-in principal reading its own data;
 //! - [`admin`]: a controller of the canister or a principal added with [`add_admin`];
 //! - [`sibling`]: one of the OHMS canisters registered at install (privileged inter-canister
 //!   methods).
@@ -9,9 +12,61 @@ use candid::Principal;
 use ohms_types::{Error, Page, Paged};
 
 use crate::state::{mutate_ops, read_ops};
-use crate::{Env, audit};
+use crate::{CallerLock, Env, IcEnv, audit, pause};
 
-/// The caller, unless it is the anonymous principal.
+/// A state-changing call by a signed-in user, checked at the entry point: the caller is
+/// captured once, the anonymous principal is refused, and the call is refused with `Paused`
+/// while an administrator has paused the canister.
+///
+/// The pause check cannot be forgotten separately: it is part of the one check that yields the
+/// caller, and logic that changes state for a user takes a `UserUpdate` (or its caller) from
+/// here.
+///
+/// ```ignore
+/// #[update]
+/// async fn subscribe(tier: Tier) -> Result<Receipt, Error> {
+///     let call = UserUpdate::begin()?;
+///     let _lock = call.lock()?; // moves value: one call per principal at a time
+///     economics::subscribe(&call, tier).await
+/// }
+/// ```
+#[derive(Clone, Debug)]
+pub struct UserUpdate<E: Env = IcEnv> {
+    env: E,
+}
+
+impl UserUpdate<IcEnv> {
+    /// Captures and checks the caller of the message now executing. Call it first thing in the
+    /// entry point, before any await.
+    pub fn begin() -> Result<Self, Error> {
+        Self::check(IcEnv::capture())
+    }
+}
+
+impl<E: Env> UserUpdate<E> {
+    /// Checks the caller `env` captured: signed in, and the canister not paused.
+    pub fn check(env: E) -> Result<Self, Error> {
+        user(&env)?;
+        pause::ensure_running()?;
+        Ok(Self { env })
+    }
+
+    pub fn caller(&self) -> Principal {
+        self.env.caller()
+    }
+
+    pub fn env(&self) -> &E {
+        &self.env
+    }
+
+    /// Takes the caller's lock, for a call that moves value; hold it across the awaits.
+    pub fn lock(&self) -> Result<CallerLock, Error> {
+        CallerLock::acquire(self.caller())
+    }
+}
+
+/// The caller, unless it is the anonymous principal. For methods that read the caller's own
+/// data; a method that changes state checks the caller with [`UserUpdate`].
 pub fn user(env: &impl Env) -> Result<Principal, Error> {
     let caller = env.caller();
     if caller == Principal::anonymous() {
@@ -33,10 +88,13 @@ pub fn admin(env: &impl Env) -> Result<Principal, Error> {
     }
 }
 
-/// The caller and its role, if it is a registered sibling canister.
+/// The caller and its role, if it is a registered sibling canister. Never the canister itself,
+/// though the record wiring the suite names it in its own slot: its own calls come from its
+/// own code, which a caller may be steering, and get no sibling's rights.
 pub fn sibling(env: &impl Env) -> Result<(Principal, &'static str), Error> {
     let caller = env.caller();
     read_ops(|s| s.config().siblings.role_of(&caller))
+        .filter(|_| caller != env.canister_id())
         .map(|role| (caller, role))
         .ok_or_else(|| Error::not_authorized(format!("{caller} is not a registered OHMS canister")))
 }
@@ -92,24 +150,30 @@ pub fn list_admins(env: &impl Env, page: Page) -> Result<Paged<Principal>, Error
     }))
 }
 
-/// Adds administrators at install, on behalf of the installing controller.
-pub(crate) fn install_admins(env: &impl Env, admins: &[Principal]) -> Result<(), String> {
+/// Refuses install-argument administrators that cannot be one.
+pub(crate) fn validate_install_admins(admins: &[Principal]) -> Result<(), Error> {
     if admins.contains(&Principal::anonymous()) {
-        return Err(
-            "install argument `admins`: the anonymous principal cannot be an administrator".into(),
-        );
+        return Err(Error::invalid_argument(
+            "admins",
+            "the anonymous principal cannot be an administrator",
+        ));
     }
+    Ok(())
+}
+
+/// Adds administrators at install, on behalf of the installing controller. Validate them with
+/// [`validate_install_admins`] first.
+pub(crate) fn install_admins(env: &impl Env, admins: &[Principal]) {
     for admin in admins {
         mutate_ops(|s| s.admins.insert(*admin, ()));
         audit::record(env, "install", format!("added administrator {admin}"));
     }
-    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_env::{TestEnv, principal};
+    use crate::test_env::{TestEnv, canister, principal};
 
     #[test]
     fn anonymous_is_rejected_everywhere() {
@@ -171,7 +235,36 @@ mod tests {
             add_admin(&env, Principal::anonymous()),
             Err(Error::InvalidArgument { .. })
         ));
-        assert!(install_admins(&env, &[Principal::anonymous()]).is_err());
+        assert!(matches!(
+            validate_install_admins(&[principal(7), Principal::anonymous()]),
+            Err(Error::InvalidArgument { field, .. }) if field == "admins"
+        ));
+    }
+
+    #[test]
+    fn user_updates_refuse_anonymous_callers_and_pauses() {
+        let env = TestEnv::new();
+        env.as_caller(Principal::anonymous());
+        assert_eq!(UserUpdate::check(&env).unwrap_err(), Error::Anonymous);
+
+        env.as_caller(principal(7));
+        let call = UserUpdate::check(&env).unwrap();
+        assert_eq!(call.caller(), principal(7));
+        let lock = call.lock().unwrap();
+        assert_eq!(call.lock().unwrap_err(), Error::Busy);
+        drop(lock);
+
+        env.as_caller(env.controller);
+        pause::pause(&env, "incident".into()).unwrap();
+        env.as_caller(principal(7));
+        assert_eq!(
+            UserUpdate::check(&env).unwrap_err(),
+            Error::Paused {
+                reason: "incident".into()
+            }
+        );
+        // Reading one's own data goes on during a pause.
+        assert_eq!(user(&env), Ok(principal(7)));
     }
 
     #[test]
@@ -188,11 +281,17 @@ mod tests {
     #[test]
     fn only_registered_siblings_pass_the_sibling_check() {
         let env = TestEnv::new();
-        let economics = principal(40);
+        let economics = canister(40);
         mutate_ops(|s| s.update_config(|c| c.siblings.economics = Some(economics)));
         env.as_caller(economics);
         assert_eq!(sibling(&env), Ok((economics, "economics")));
-        env.as_caller(principal(41));
+        env.as_caller(canister(41));
         assert!(matches!(sibling(&env), Err(Error::NotAuthorized { .. })));
+        mutate_ops(|s| s.update_config(|c| c.siblings.coordinator = Some(env.canister)));
+        env.as_caller(env.canister);
+        assert!(
+            matches!(sibling(&env), Err(Error::NotAuthorized { .. })),
+            "the canister itself passed as a sibling"
+        );
     }
 }

@@ -5,8 +5,10 @@ use candid::Principal;
 /// The running message and canister, as the logic sees them. Canisters use [`IcEnv`]; unit
 /// tests use a fake, so the logic is tested without a runtime.
 pub trait Env {
-    /// The caller of the current message, captured before any await.
+    /// The caller of the message, as captured at its entry point.
     fn caller(&self) -> Principal;
+    /// The id of this canister.
+    fn canister_id(&self) -> Principal;
     /// IC time in nanoseconds since the Unix epoch.
     fn now_nanos(&self) -> u64;
     fn is_controller(&self, principal: &Principal) -> bool;
@@ -16,12 +18,70 @@ pub trait Env {
     fn heap_memory_bytes(&self) -> u64;
 }
 
-/// The environment of a message executing on the IC.
-pub struct IcEnv;
+/// A borrowed environment is one too, so a guard can hold either.
+impl<E: Env + ?Sized> Env for &E {
+    fn caller(&self) -> Principal {
+        (**self).caller()
+    }
+    fn canister_id(&self) -> Principal {
+        (**self).canister_id()
+    }
+    fn now_nanos(&self) -> u64 {
+        (**self).now_nanos()
+    }
+    fn is_controller(&self, principal: &Principal) -> bool {
+        (**self).is_controller(principal)
+    }
+    fn canister_version(&self) -> u64 {
+        (**self).canister_version()
+    }
+    fn cycle_balance(&self) -> u128 {
+        (**self).cycle_balance()
+    }
+    fn stable_memory_bytes(&self) -> u64 {
+        (**self).stable_memory_bytes()
+    }
+    fn heap_memory_bytes(&self) -> u64 {
+        (**self).heap_memory_bytes()
+    }
+}
+
+/// The environment of a message executing on the IC, with its caller captured once.
+///
+/// `msg_caller()` names the caller of the method only at its entry: in a timer it is the
+/// management canister, and code that runs after an await or in a spawned task is easily moved
+/// to where it is no longer the caller it was meant to check. So the caller is read once, by
+/// [`IcEnv::capture`] at the entry point, and this value (it is `Copy`) is passed on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IcEnv {
+    caller: Principal,
+}
+
+impl IcEnv {
+    /// Captures the caller of the message now executing. Call it first thing in an entry point
+    /// (update, query, init, post_upgrade), before any await.
+    pub fn capture() -> Self {
+        Self {
+            caller: ic_cdk::api::msg_caller(),
+        }
+    }
+
+    /// For work the canister starts by itself (timers and what they spawn): the canister is
+    /// its own caller, so audit entries name it and no user's rights apply.
+    pub fn canister() -> Self {
+        Self {
+            caller: ic_cdk::api::canister_self(),
+        }
+    }
+}
 
 impl Env for IcEnv {
     fn caller(&self) -> Principal {
-        ic_cdk::api::msg_caller()
+        self.caller
+    }
+
+    fn canister_id(&self) -> Principal {
+        ic_cdk::api::canister_self()
     }
 
     fn now_nanos(&self) -> u64 {

@@ -1,10 +1,12 @@
 //! The operations layer shared by the five OHMS canisters.
 //!
 //! Every function here takes an [`Env`] (caller, time, controllers, resource figures) so native
-//! unit tests drive it without a canister runtime; canisters pass [`IcEnv`]. The
-//! [`export_ops_endpoints!`] macro gives a canister the Candid endpoints built on top:
-//! `add_admin`, `remove_admin`, `list_admins`, `pause`, `unpause`, `ops_status`, `audit_log`
-//! and `http_request` (serving `/metrics`).
+//! unit tests drive it without a canister runtime; canisters pass an [`IcEnv`], which holds the
+//! caller captured once at the entry point. State-changing user methods start with
+//! [`UserUpdate::begin`], which captures the caller, refuses the anonymous principal and checks
+//! the pause in one step. The [`export_ops_endpoints!`] macro gives a canister the Candid
+//! endpoints built on top: `add_admin`, `remove_admin`, `list_admins`, `pause`, `unpause`,
+//! `clear_lock`, `ops_status`, `audit_log` and `http_request` (serving `/metrics`).
 
 pub mod access;
 pub mod audit;
@@ -21,6 +23,7 @@ pub mod pause;
 mod state;
 pub mod storable;
 
+pub use access::UserUpdate;
 pub use env::{Env, IcEnv};
 pub use lock::CallerLock;
 pub use storable::Cbor;

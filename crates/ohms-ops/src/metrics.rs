@@ -83,7 +83,7 @@ fn encode(
     Ok(w.into_inner())
 }
 
-fn response(status_code: u16, content_type: &str, body: Vec<u8>) -> HttpResponse {
+pub(crate) fn response(status_code: u16, content_type: &str, body: Vec<u8>) -> HttpResponse {
     HttpResponse {
         status_code,
         headers: vec![

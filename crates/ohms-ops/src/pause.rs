@@ -9,9 +9,10 @@ use crate::{Env, access, audit};
 /// The longest pause reason kept.
 pub const MAX_REASON_CHARS: usize = 256;
 
-/// Refuses the call with `Paused` while the canister is paused. Call it in every
-/// state-changing user method, after the caller check.
-pub fn ensure_running() -> Result<(), Error> {
+/// Refuses the call with `Paused` while the canister is paused. Not public: state-changing user
+/// methods check the pause through [`UserUpdate`](crate::access::UserUpdate), together with the
+/// caller, so no method can do one without the other.
+pub(crate) fn ensure_running() -> Result<(), Error> {
     match read_ops(|s| s.config().paused.clone()) {
         Some(reason) => Err(Error::Paused { reason }),
         None => Ok(()),

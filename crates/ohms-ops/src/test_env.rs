@@ -6,10 +6,12 @@ use candid::Principal;
 
 use crate::Env;
 
+#[derive(Debug)]
 pub struct TestEnv {
     pub caller: Cell<Principal>,
     pub now: Cell<u64>,
     pub controller: Principal,
+    pub canister: Principal,
 }
 
 impl TestEnv {
@@ -18,6 +20,7 @@ impl TestEnv {
             caller: Cell::new(principal(1)),
             now: Cell::new(1_700_000_000_000_000_000),
             controller: principal(1),
+            canister: canister(99),
         }
     }
 
@@ -27,13 +30,24 @@ impl TestEnv {
     }
 }
 
+/// A test principal: 29 bytes of `n`.
 pub fn principal(n: u8) -> Principal {
     Principal::from_slice(&[n; 29])
+}
+
+/// A canister id as the IC allocates them: an 8-byte index and the opaque class tag 0x01.
+pub fn canister(index: u64) -> Principal {
+    let mut bytes = index.to_be_bytes().to_vec();
+    bytes.extend([0x01, 0x01]);
+    Principal::from_slice(&bytes)
 }
 
 impl Env for TestEnv {
     fn caller(&self) -> Principal {
         self.caller.get()
+    }
+    fn canister_id(&self) -> Principal {
+        self.canister
     }
     fn now_nanos(&self) -> u64 {
         self.now.get()
