@@ -8,8 +8,9 @@ use super::heap::{
     read_heap, used, utf8_from_heap, write_u128,
 };
 use super::{
-    EntryPoint, MAX_CALLS_IN_FLIGHT_PER_CALLEE, MAX_CALL_TIMEOUT_SECONDS, MAX_CERTIFIED_DATA_BYTES, MAX_PAYLOAD_BYTES,
-    OutgoingCall, Response, SystemState, TrapCause, WasmClosure, trap, violation,
+    EntryPoint, MAX_CALL_TIMEOUT_SECONDS, MAX_CALLS_IN_FLIGHT_PER_CALLEE, MAX_CERTIFIED_DATA_BYTES,
+    MAX_PAYLOAD_BYTES, OutgoingCall, Response, SystemState, TrapCause, WasmClosure, trap,
+    violation,
 };
 
 /// Registers every function of [`SYSTEM_API`](super::SYSTEM_API) under module `ic0`.
