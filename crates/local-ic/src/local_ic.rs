@@ -397,10 +397,18 @@ impl LocalIc {
             IngressStatus::Completed {
                 result,
                 instructions,
+                ..
             } => {
                 self.last_instructions = Some(*instructions);
                 Some(result.clone().map(|b| b.into_vec()))
             }
+            IngressStatus::Done { .. } => Some(Err(RejectResponse::new(
+                RejectCode::SysUnknown,
+                format!(
+                    "call {} completed, but its reply is no longer in the ingress history",
+                    message.0
+                ),
+            ))),
         }
     }
 

@@ -119,8 +119,21 @@ pub enum IngressStatus {
         result: Result<ByteBuf, RejectResponse>,
         /// Instructions of every message executed for this call.
         instructions: u64,
+        /// Network time when the call completed.
+        #[serde(default)]
+        completed_at: u64,
+    },
+    /// Completed long enough ago that the reply was dropped from the ingress history.
+    Done {
+        completed_at: u64,
     },
 }
+
+/// How long a completed call's reply stays in the ingress history (the replica keeps it until
+/// the message's ingress expiry, at most 5 minutes after submission), and how long after that
+/// the call is still known as done.
+pub const INGRESS_REPLY_RETENTION_NANOS: u64 = 5 * 60 * 1_000_000_000;
+pub const INGRESS_DONE_RETENTION_NANOS: u64 = 2 * INGRESS_REPLY_RETENTION_NANOS;
 
 /// A canister stop waiting for its open call contexts to finish.
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -228,6 +228,7 @@ impl Network {
     /// One round: due timers and deadlines, then every message queued before the round began.
     pub fn tick(&mut self) {
         self.expire_deadlines();
+        self.prune_ingress_history();
         self.fire_timers();
         self.run_heartbeats();
         let pending = self.state.queue.len();
@@ -241,6 +242,27 @@ impl Network {
             }
         }
         self.complete_stops();
+    }
+
+    /// Drops old replies from the ingress history, then old entries altogether, so a long-lived
+    /// network does not keep every reply it ever gave.
+    fn prune_ingress_history(&mut self) {
+        use crate::network::{INGRESS_DONE_RETENTION_NANOS, INGRESS_REPLY_RETENTION_NANOS};
+        let now = self.state.time_nanos;
+        self.state.ingress.retain(|_, status| match status {
+            IngressStatus::Processing => true,
+            IngressStatus::Completed { completed_at, .. } => {
+                if now.saturating_sub(*completed_at) > INGRESS_REPLY_RETENTION_NANOS {
+                    *status = IngressStatus::Done {
+                        completed_at: *completed_at,
+                    };
+                }
+                true
+            }
+            IngressStatus::Done { completed_at } => {
+                now.saturating_sub(*completed_at) <= INGRESS_DONE_RETENTION_NANOS
+            }
+        });
     }
 
     /// How many calls `canister` has in flight to each callee (for the IC's queue capacity).
@@ -697,6 +719,7 @@ impl Network {
                     IngressStatus::Completed {
                         result,
                         instructions,
+                        completed_at: self.state.time_nanos,
                     },
                 );
             }

@@ -310,3 +310,31 @@ fn calls_in_flight_to_one_callee_are_capped_at_the_queue_capacity() {
     let second = ic.update_call(caller, ALICE, "fanout", vec![]).unwrap();
     assert_eq!(refused(second), 1);
 }
+
+/// Replies do not pile up: five minutes after a call completed its reply leaves the ingress
+/// history (the call is still known as done), and later the call is forgotten.
+#[test]
+fn the_ingress_history_is_pruned() {
+    let mut ic = LocalIc::new();
+    let canister = ic.create_canister();
+    ic.install_canister(
+        canister,
+        wat::parse_str(GLOBAL_COUNTER).unwrap(),
+        vec![],
+        None,
+    )
+    .unwrap();
+    let call = ic.submit_call(canister, ALICE, "inc", vec![]).unwrap();
+    assert!(ic.await_call(call).is_ok());
+    ic.advance_time(std::time::Duration::from_secs(4 * 60));
+    ic.tick();
+    assert!(ic.ingress_status(call).is_some_and(|r| r.is_ok()));
+    ic.advance_time(std::time::Duration::from_secs(2 * 60));
+    ic.tick();
+    let done = ic.ingress_status(call).unwrap().unwrap_err();
+    assert_eq!(done.reject_code, RejectCode::SysUnknown);
+    assert!(done.reject_message.contains("no longer"), "{done}");
+    ic.advance_time(std::time::Duration::from_secs(10 * 60));
+    ic.tick();
+    assert!(ic.ingress_status(call).is_none());
+}
