@@ -25,6 +25,7 @@ use crate::instrument;
 use crate::stable_memory::PAGE_SIZE;
 use crate::system_api::{self, SystemState, TrapCause, WasmClosure};
 use crate::wasm_module::{self, ModuleError, PreparedModule, TABLE_EXPORT};
+use crate::write_barrier;
 
 /// Why a message did not complete.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -74,6 +75,11 @@ pub struct LiveInstance {
     globals: Vec<Global>,
     /// The instruction counter the instrumentation added.
     counter: Global,
+    /// The write barrier's map of written 4 KiB pages (modules with a heap).
+    written: Option<Memory>,
+    /// True when linear memory equals the committed heap but for the pages marked written,
+    /// so that saving or restoring copies just those.
+    tracked: bool,
     /// True when linear memory and globals equal the committed heap.
     in_sync: bool,
 }
@@ -106,7 +112,9 @@ fn engine() -> &'static Engine {
         config
             .wasm_simd(true)
             .wasm_relaxed_simd(false)
-            .wasm_multi_memory(false)
+            // The write barrier's page map is a second memory; canister modules with more
+            // than one memory are still refused by the validator in `wasm_module`.
+            .wasm_multi_memory(true)
             .wasm_memory64(false)
             .cranelift_nan_canonicalization(true)
             .max_wasm_stack(MAX_WASM_STACK_BYTES);
@@ -175,6 +183,7 @@ impl WasmRuntime {
         let counter = instance
             .get_global(&mut store, instrument::COUNTER_EXPORT)
             .ok_or_else(|| InstantiateError::Start("missing the instruction counter".into()))?;
+        let written = instance.get_memory(&mut store, write_barrier::MAP_EXPORT);
         let mut live = LiveInstance {
             module_hash: prepared.module_hash,
             prepared,
@@ -185,6 +194,8 @@ impl WasmRuntime {
             table,
             globals,
             counter,
+            written,
+            tracked: false,
             in_sync: true,
         };
         // The module's `start` function, which instrumentation took out of instantiation so
@@ -207,7 +218,9 @@ impl WasmRuntime {
         self.instantiate_prepared(live.prepared.clone(), u64::MAX)
     }
 
-    /// Makes `live` reflect `heap`, reinstantiating if linear memory has grown past it.
+    /// Makes `live` reflect `heap`: restores just the pages the last message wrote when the
+    /// instance was in step with `heap` before it, otherwise copies the whole heap
+    /// (reinstantiating if linear memory has grown past it).
     pub fn load_heap(
         &self,
         live: &mut LiveInstance,
@@ -217,20 +230,26 @@ impl WasmRuntime {
             return Ok(());
         }
         let current = live.memory.map_or(0, |m| m.data_size(&live.store));
-        if current > heap.memory.len() {
-            *live = self.reinstantiate(live)?;
-        }
-        if let Some(memory) = live.memory {
-            let have = memory.data_size(&live.store) as u64;
-            let want = heap.memory.len() as u64;
-            if want > have {
-                memory
-                    .grow(&mut live.store, (want - have) / PAGE_SIZE)
-                    .map_err(|e| InstantiateError::Start(e.to_string()))?;
+        if live.tracked && current == heap.memory.len() {
+            live.restore_written_pages(&heap.memory);
+        } else {
+            if current > heap.memory.len() {
+                *live = self.reinstantiate(live)?;
             }
-            memory
-                .data_mut(&mut live.store)
-                .copy_from_slice(&heap.memory);
+            if let Some(memory) = live.memory {
+                let have = memory.data_size(&live.store) as u64;
+                let want = heap.memory.len() as u64;
+                if want > have {
+                    memory
+                        .grow(&mut live.store, (want - have) / PAGE_SIZE)
+                        .map_err(|e| InstantiateError::Start(e.to_string()))?;
+                }
+                memory
+                    .data_mut(&mut live.store)
+                    .copy_from_slice(&heap.memory);
+            }
+            live.clear_written();
+            live.tracked = true;
         }
         for (global, value) in live.globals.iter().zip(&heap.globals) {
             global
@@ -282,17 +301,74 @@ impl LiveInstance {
         &self.prepared.composite_query_methods
     }
 
-    /// The committed-heap form of the current linear memory and globals.
+    /// Brings the committed heap in line with linear memory and globals after a message
+    /// committed: only the pages it wrote (and any it grew) when the instance was in step with
+    /// `into` before the message, the whole heap otherwise.
     pub fn save_heap(&mut self, into: &mut WasmHeap) {
-        into.memory.clear();
-        if let Some(memory) = self.memory {
-            into.memory.extend_from_slice(memory.data(&self.store));
+        match self.memory {
+            Some(memory) if self.tracked && memory.data_size(&self.store) >= into.memory.len() => {
+                // Pages the message grew are new as a whole; of the rest, the written ones.
+                let old_len = into.memory.len();
+                let ranges = self.take_written_pages(old_len);
+                let data = memory.data(&self.store);
+                into.memory.extend_from_slice(&data[old_len..]);
+                for range in ranges {
+                    into.memory[range.clone()].copy_from_slice(&data[range]);
+                }
+            }
+            Some(memory) => {
+                into.memory.clear();
+                into.memory.extend_from_slice(memory.data(&self.store));
+                self.clear_written();
+            }
+            None => into.memory.clear(),
         }
+        self.tracked = true;
         into.globals = self
             .globals
             .iter()
             .filter_map(|g| from_val(&g.get(&mut self.store)))
             .collect();
+    }
+
+    /// The pages marked written within the first `len` bytes, in order; clears the marks.
+    fn take_written_pages(&mut self, len: usize) -> Vec<std::ops::Range<usize>> {
+        let Some(written) = self.written else {
+            return Vec::new();
+        };
+        let pages = len.div_ceil(write_barrier::PAGE_BYTES);
+        let marks = &mut written.data_mut(&mut self.store)[..pages];
+        let ranges = marks
+            .iter()
+            .enumerate()
+            .filter(|(_, mark)| **mark != 0)
+            .map(|(page, _)| {
+                let start = page * write_barrier::PAGE_BYTES;
+                start..(start + write_barrier::PAGE_BYTES).min(len)
+            })
+            .collect();
+        marks.fill(0);
+        ranges
+    }
+
+    /// Copies the pages the last message wrote back from `committed` (after a trap or a
+    /// query), with `committed` as long as linear memory.
+    fn restore_written_pages(&mut self, committed: &[u8]) {
+        let Some(memory) = self.memory else {
+            return;
+        };
+        let ranges = self.take_written_pages(committed.len());
+        let heap = memory.data_mut(&mut self.store);
+        for range in ranges {
+            heap[range.clone()].copy_from_slice(&committed[range]);
+        }
+    }
+
+    /// Forgets every mark (after a whole-heap copy).
+    fn clear_written(&mut self) {
+        if let Some(written) = self.written {
+            written.data_mut(&mut self.store).fill(0);
+        }
     }
 
     /// The instance no longer matches the committed heap (after a trap or a query).
@@ -314,6 +390,7 @@ impl LiveInstance {
     ) -> RunResult {
         let limit = state.instruction_limit;
         state.memory = self.memory;
+        state.written = self.written;
         state.counter = Some(self.counter);
         *self.store.data_mut() = state;
         let outcome = self

@@ -21,6 +21,9 @@
 //!   [`START_EXPORT`] so the host runs it with a counter of its own, as the replica exports it
 //!   as `canister_start`.
 //!
+//! - modules with a heap also get the write barrier of `write_barrier`: stores mark the 4 KiB
+//!   pages they write, so a commit or a rollback copies only those.
+//!
 //! The injected code is not counted (it is not in the table's reckoning on the IC either). What
 //! this does not reproduce: the replica's `try_grow_wasm_memory` check after `memory.grow` (the
 //! local runtime checks the wasm memory limit when the message ends) and its Wasm-native stable
@@ -35,6 +38,7 @@ use wasm_encoder::{
 use wasmparser::{ExternalKind, FunctionBody, Operator, Parser};
 
 use crate::wasm_module::ModuleError;
+use crate::write_barrier;
 
 /// Module of the injected imports (the replica's name).
 pub(crate) const INJECTED_MODULE: &str = "__";
@@ -147,6 +151,12 @@ pub(crate) struct Layout {
     pub functions: u32,
     /// The start function's index, before the injected import.
     pub start: Option<u32>,
+    /// Memories the module defines (0 or 1): with one, writes are tracked (`write_barrier`).
+    pub memories: u32,
+    /// Parameters of each type (0 for non-function types).
+    pub type_params: Vec<u32>,
+    /// Type of each defined function.
+    pub function_types: Vec<u32>,
 }
 
 impl Layout {
@@ -156,7 +166,14 @@ impl Layout {
             match payload.map_err(invalid)? {
                 wasmparser::Payload::TypeSection(reader) => {
                     for group in reader {
-                        layout.types += group.map_err(invalid)?.types().count() as u32;
+                        for ty in group.map_err(invalid)?.types() {
+                            layout.types += 1;
+                            let params = match &ty.composite_type.inner {
+                                wasmparser::CompositeInnerType::Func(f) => f.params().len(),
+                                _ => 0,
+                            };
+                            layout.type_params.push(params as u32);
+                        }
                     }
                 }
                 wasmparser::Payload::ImportSection(reader) => {
@@ -170,7 +187,13 @@ impl Layout {
                         }
                     }
                 }
-                wasmparser::Payload::FunctionSection(reader) => layout.functions += reader.count(),
+                wasmparser::Payload::FunctionSection(reader) => {
+                    layout.functions += reader.count();
+                    for ty in reader {
+                        layout.function_types.push(ty.map_err(invalid)?);
+                    }
+                }
+                wasmparser::Payload::MemorySection(reader) => layout.memories += reader.count(),
                 wasmparser::Payload::GlobalSection(reader) => layout.globals += reader.count(),
                 wasmparser::Payload::StartSection { func, .. } => layout.start = Some(func),
                 _ => {}
@@ -193,6 +216,26 @@ impl Layout {
     fn charge_function(&self) -> u32 {
         self.functions + 1
     }
+
+    /// True when the module has a heap whose writes the write barrier tracks.
+    fn tracks_writes(&self) -> bool {
+        self.memories > 0
+    }
+
+    /// The type `(i32, i32) -> ()` of the write barrier's range helper.
+    fn mark_range_type(&self) -> u32 {
+        self.types + 2
+    }
+
+    /// The write barrier's range helper, after the charge helper.
+    fn mark_range_function(&self) -> u32 {
+        self.functions + 2
+    }
+
+    /// The write barrier's map: after the module's own memory.
+    fn map_memory(&self) -> u32 {
+        self.memories
+    }
 }
 
 /// Exports the host adds beside the module's own (already validated not to clash).
@@ -210,6 +253,7 @@ pub(crate) fn instrument(wasm: &[u8], host: &HostExports<'_>) -> Result<Vec<u8>,
         layout,
         host,
         done: Done::default(),
+        bodies: 0,
     };
     let mut module = wasm_encoder::Module::new();
     rewriter
@@ -237,6 +281,8 @@ struct Rewriter<'a> {
     layout: Layout,
     host: &'a HostExports<'a>,
     done: Done,
+    /// Function bodies rewritten so far.
+    bodies: usize,
 }
 
 type Result2<T> = Result<T, reencode::Error>;
@@ -249,6 +295,7 @@ impl Rewriter<'_> {
     fn add_types(&mut self, types: &mut TypeSection) {
         types.ty().function([], []);
         types.ty().function([ValType::I64], [ValType::I64]);
+        types.ty().function([ValType::I32, ValType::I32], []);
         self.done.types = true;
     }
 
@@ -262,6 +309,9 @@ impl Rewriter<'_> {
 
     fn add_function(&mut self, functions: &mut FunctionSection) {
         functions.function(self.layout.charge_type());
+        if self.layout.tracks_writes() {
+            functions.function(self.layout.mark_range_type());
+        }
         self.done.functions = true;
     }
 
@@ -300,6 +350,13 @@ impl Rewriter<'_> {
             exports.export(name, ExportKind::Global, *index);
         }
         exports.export(COUNTER_EXPORT, ExportKind::Global, self.counter());
+        if self.layout.tracks_writes() {
+            exports.export(
+                write_barrier::MAP_EXPORT,
+                ExportKind::Memory,
+                self.layout.map_memory(),
+            );
+        }
         if let Some(start) = self.layout.start {
             exports.export(START_EXPORT, ExportKind::Func, start + 1);
         }
@@ -336,6 +393,9 @@ impl Rewriter<'_> {
             .instruction(&Instruction::LocalGet(0))
             .instruction(&Instruction::End);
         code.function(&f);
+        if self.layout.tracks_writes() {
+            code.function(&write_barrier::mark_range_body(self.layout.map_memory()));
+        }
         self.done.code = true;
     }
 }
@@ -474,12 +534,54 @@ impl Reencode for Rewriter<'_> {
         Ok(())
     }
 
+    fn parse_memory_section(
+        &mut self,
+        memories: &mut wasm_encoder::MemorySection,
+        section: wasmparser::MemorySectionReader<'_>,
+    ) -> Result2<()> {
+        reencode::utils::parse_memory_section(self, memories, section)?;
+        if self.layout.tracks_writes() {
+            memories.memory(wasm_encoder::MemoryType {
+                minimum: write_barrier::MAP_WASM_PAGES,
+                maximum: Some(write_barrier::MAP_WASM_PAGES),
+                memory64: false,
+                shared: false,
+                page_size_log2: None,
+            });
+        }
+        Ok(())
+    }
+
     fn parse_function_body(
         &mut self,
         code: &mut CodeSection,
         body: FunctionBody<'_>,
     ) -> Result2<()> {
-        let mut function = self.new_function_with_parsed_locals(&body)?;
+        let defined = self.bodies;
+        self.bodies += 1;
+        let mut locals = Vec::new();
+        let mut declared = 0u32;
+        for pair in body.get_locals_reader()? {
+            let (count, ty) = pair?;
+            declared += count;
+            locals.push((count, self.val_type(ty)?));
+        }
+        let params = self
+            .layout
+            .function_types
+            .get(defined)
+            .and_then(|ty| self.layout.type_params.get(*ty as usize))
+            .copied()
+            .unwrap_or(0);
+        let barrier = self.layout.tracks_writes().then(|| {
+            locals.extend(write_barrier::EXTRA_LOCALS.iter().map(|ty| (1, *ty)));
+            write_barrier::Barrier {
+                first_local: params + declared,
+                map_memory: self.layout.map_memory(),
+                mark_range: self.layout.mark_range_function(),
+            }
+        });
+        let mut function = Function::new(locals);
         let ops = body
             .get_operators_reader()?
             .into_iter()
@@ -514,6 +616,9 @@ impl Reencode for Rewriter<'_> {
                             .instruction(&Instruction::I32WrapI64);
                     }
                 }
+            }
+            if let Some(barrier) = &barrier {
+                barrier.before(&op, &mut function);
             }
             function.instruction(&self.instruction(op)?);
         }

@@ -30,6 +30,7 @@ mod scheduler;
 mod stable_memory;
 mod system_api;
 mod wasm_module;
+mod write_barrier;
 
 pub use candid_call::CallError;
 pub use canister::{CanisterState, GlobalValue, InstalledCode, RunStatus, WasmHeap};

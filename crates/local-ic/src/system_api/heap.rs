@@ -91,11 +91,29 @@ pub(super) fn write_heap(
 ) -> Result<(), Error> {
     let memory = memory(caller)?;
     let heap = memory.data_mut(&mut *caller);
-    range(dst, bytes.len() as i32)
-        .and_then(|r| heap.get_mut(r))
+    let target =
+        range(dst, bytes.len() as i32).ok_or_else(|| trap(TrapCause::HeapOutOfBounds(function)))?;
+    heap.get_mut(target.clone())
         .ok_or_else(|| trap(TrapCause::HeapOutOfBounds(function)))?
         .copy_from_slice(bytes);
+    mark_written(caller, target);
     Ok(())
+}
+
+/// Marks heap bytes the host wrote for the write barrier (see `write_barrier`), as the module's
+/// own stores mark theirs.
+pub(super) fn mark_written(caller: &mut Ctx<'_>, written: std::ops::Range<usize>) {
+    use crate::write_barrier::PAGE_BYTES;
+    let Some(map) = caller.data().written else {
+        return;
+    };
+    if written.is_empty() {
+        return;
+    }
+    let pages = written.start / PAGE_BYTES..=(written.end - 1) / PAGE_BYTES;
+    if let Some(marks) = map.data_mut(&mut *caller).get_mut(pages) {
+        marks.fill(1);
+    }
 }
 
 /// The `*_copy(dst, offset, size)` pattern: copies `source[offset..offset+size]` to `dst`.

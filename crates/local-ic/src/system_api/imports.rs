@@ -621,13 +621,15 @@ fn link_stable(l: &mut Linker<SystemState>) -> Result<(), Error> {
             // Straight into the heap: the host allocates nothing a canister could inflate.
             let memory = heap::memory(&c)?;
             let (heap, state) = memory.data_and_store_mut(&mut c);
-            let target = heap::range(dst, size)
-                .and_then(|r| heap.get_mut(r))
+            let written = heap::range(dst, size)
+                .filter(|r| r.end <= heap.len())
                 .ok_or_else(|| trap(TrapCause::HeapOutOfBounds("stable64_read")))?;
             state
                 .stable
-                .read(offset as u64, target)
-                .map_err(|e| trap(TrapCause::StableOutOfBounds(e.to_string())))
+                .read(offset as u64, &mut heap[written.clone()])
+                .map_err(|e| trap(TrapCause::StableOutOfBounds(e.to_string())))?;
+            heap::mark_written(&mut c, written);
+            Ok(())
         },
     )?;
     Ok(())

@@ -179,6 +179,8 @@ pub struct SystemState {
     pub memory: Option<Memory>,
     /// The module's instruction counter (see `instrument`).
     pub counter: Option<Global>,
+    /// The write barrier's map of written heap pages (see `write_barrier`).
+    pub written: Option<Memory>,
     pub canister_id: Principal,
     pub caller: Option<Principal>,
     pub method_name: String,
@@ -293,6 +295,7 @@ impl Default for SystemState {
             entry: None,
             memory: None,
             counter: None,
+            written: None,
             canister_id: Principal::management_canister(),
             caller: None,
             method_name: String::new(),
