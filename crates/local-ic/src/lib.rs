@@ -7,7 +7,21 @@
 //!   (modules are instrumented as the replica instruments them, see `instrument`); a trap rolls
 //!   back the heap, mutable globals, stable memory, cycles and outgoing calls of that message.
 //!
-//! Layers, bottom up: `wasm_module` (validation and the export rewrite), `system_api` (the
+//! What the runtime's instruction counts are, against a replica's:
+//! - exact: every wasm instruction's weight and where it is charged (per basic block, before
+//!   the block runs; a check at every function entry and loop), the dynamic cost of bulk memory
+//!   operations, every System API overhead and per-byte charge, stable memory reads, writes
+//!   (with the dirty-page charge) and growth, `performance_counter` (its own overhead
+//!   included), and the per-message limits (update and timer 40 B, query 5 B, install and
+//!   upgrade 300 B, inspect_message 200 M);
+//! - approximated: the logging charge of `debug_print`/`trap` (the free log space is reckoned
+//!   per message) and composite queries (run as plain queries);
+//! - not modelled: DTS slicing (a message has its whole limit at once; the count is the same),
+//!   the round limit and the scheduler's per-execution overheads (they are not visible to a
+//!   canister), execution and storage fees in cycles.
+//!
+//! Layers, bottom up: `wasm_module` (validation), `instrument` (metering and the host's exports,
+//! as the replica instruments modules) and `write_barrier`, `system_api` (the
 //! `ic0` imports over a staged per-message state), `execution` (one entry point on a cached
 //! wasmtime instance), `scheduler` (messages, call contexts, callbacks, rounds), `management`
 //! (`aaaaa-aa`), `local_ic` (the test API). An HTTP front end speaking the IC HTTP interface
