@@ -43,7 +43,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let burned = ic.last_call_instructions().ok_or("no instruction count")?;
     let ic_per_sec = burned as f64 / seconds;
 
-    ic.update_call(canister, sender, "grow_heap", Encode!(&1_600u64)?)?;
+    ic.update_call(canister, sender, "grow_heap", Encode!(&100u64)?)?;
     let big_calls = (calls / 10).max(10);
     let start = Instant::now();
     for _ in 0..big_calls {
