@@ -6,11 +6,18 @@
 mod error;
 mod ids;
 mod install;
+mod model;
 mod ops;
 mod page;
 
 pub use error::{Error, Result};
 pub use ids::{AgentId, ModelId, TaskId, UploadId};
 pub use install::{InitArgs, InstallArgs, Siblings, UpgradeArgs};
+pub use model::{
+    BeginUpload, ByteRange, Capability, ChunkRequest, CodebookLayout, FinalizeOutcome,
+    MAX_CHUNK_BYTES, ModelArchitecture, ModelFilter, ModelMatch, ModelMetadata, ModelRecord,
+    ModelState, ModelSummary, NovaqParams, RepoConfig, RepoStats, ShardInfo, ShardStatus, Tier,
+    UploadChunk, UploadPhase, UploadStatus,
+};
 pub use ops::{AuditEntry, HttpRequest, HttpResponse, OpsStatus};
 pub use page::{Page, Paged};

@@ -182,9 +182,12 @@ impl Manifest {
         sha256_hex(manifest_bytes)
     }
 
-    /// Total bytes of all shards.
+    /// Total bytes of all shards (saturating: a hostile manifest may claim sizes whose sum
+    /// overflows; validation then refuses it).
     pub fn stored_bytes(&self) -> u64 {
-        self.shards.iter().map(|s| s.size).sum()
+        self.shards
+            .iter()
+            .fold(0u64, |total, s| total.saturating_add(s.size))
     }
 
     pub fn tensor(&self, name: &str) -> Result<&TensorEntry, FormatError> {
@@ -212,10 +215,17 @@ impl Manifest {
             }
         }
         let total = self.stored_bytes();
+        if total == u64::MAX {
+            return Err(FormatError::Invalid("shard sizes overflow"));
+        }
         let inside = |l: &Location| {
-            let start = l.shard as u64 * self.shard_size + l.offset;
+            let start = (l.shard as u64)
+                .checked_mul(self.shard_size)
+                .and_then(|s| s.checked_add(l.offset));
             l.offset < self.shard_size.max(1)
-                && start.checked_add(l.length).is_some_and(|e| e <= total)
+                && start
+                    .and_then(|s| s.checked_add(l.length))
+                    .is_some_and(|e| e <= total)
         };
         for entry in &self.codebooks {
             if !inside(&entry.location) || entry.books == 0 || entry.dim == 0 {
