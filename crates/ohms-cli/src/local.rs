@@ -1,5 +1,6 @@
 //! `ohms local`: the OHMS canisters on the project's local IC runtime.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
@@ -7,7 +8,13 @@ use candid::{Encode, Principal};
 use clap::Subcommand;
 use local_ic::LocalIc;
 use local_ic::management_types::CanisterSettings;
-use ohms_types::{HttpRequest, HttpResponse, InitArgs, InstallArgs, OpsStatus, Siblings};
+use ohms_types::{
+    Capability, HttpRequest, HttpResponse, InitArgs, InstallArgs, MAX_CHUNK_BYTES, ModelId,
+    ModelMetadata, OpsStatus, Siblings, Tier,
+};
+
+use crate::model;
+use crate::repo_client::{LocalTransport, RepoClient};
 use sha2::{Digest, Sha256};
 
 const CANISTERS: [&str; 5] = [
@@ -28,6 +35,33 @@ pub enum Command {
         #[arg(long, default_value = "wasm")]
         wasm_dir: PathBuf,
         /// Also print the figures as one JSON object on the last line (for `scripts/bench ops`).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Install the five canisters, wired as siblings, on a new local network saved in a file,
+    /// for `ohms model … --local-state FILE` (an existing file is replaced by a fresh network).
+    Deploy {
+        /// Where the network is saved.
+        #[arg(long, default_value = crate::model::DEFAULT_STATE)]
+        state: PathBuf,
+        /// The folder `scripts/build` wrote the canisters to.
+        #[arg(long, default_value = "wasm")]
+        wasm_dir: PathBuf,
+    },
+    /// Upload a synthetic model of `--mib` MiB to a freshly deployed model repository through
+    /// the `ohms model upload` client (several chunks in flight) and report the client → local
+    /// runtime throughput.
+    UploadBench {
+        /// Model size in MiB.
+        #[arg(long, default_value_t = 64)]
+        mib: u64,
+        /// Chunks in flight at once.
+        #[arg(long, default_value_t = 4)]
+        in_flight: usize,
+        /// The folder `scripts/build` wrote the canisters to.
+        #[arg(long, default_value = "wasm")]
+        wasm_dir: PathBuf,
+        /// Print one JSON object of figures as the last line.
         #[arg(long)]
         json: bool,
     },
@@ -65,6 +99,13 @@ const MAX_RELATIVE_DIFFERENCE: f64 = 1e-3;
 pub fn run(command: Command) -> Result<()> {
     match command {
         Command::SmokeTest { wasm_dir, json } => smoke_test(&wasm_dir, json),
+        Command::Deploy { state, wasm_dir } => deploy(&state, &wasm_dir),
+        Command::UploadBench {
+            mib,
+            in_flight,
+            wasm_dir,
+            json,
+        } => upload_bench(mib, in_flight, &wasm_dir, json),
         Command::KernelBench {
             model,
             wasm_dir,
@@ -155,6 +196,176 @@ fn smoke_test(wasm_dir: &Path, json: bool) -> Result<()> {
             "ops.instructions.ops_status": max_status,
             "ops.instructions.metrics_request": max_metrics,
             "ops.canister_wasm_bytes": max_bytes,
+        });
+        println!("{figures}");
+    }
+    Ok(())
+}
+
+/// Creates the five canisters controlled by `controller` and installs them wired as siblings.
+fn install_suite(
+    ic: &mut LocalIc,
+    wasm_dir: &Path,
+    controller: Principal,
+) -> Result<BTreeMap<String, Principal>> {
+    let wasms = CANISTERS
+        .iter()
+        .map(|name| read_wasm(wasm_dir, name))
+        .collect::<Result<Vec<_>>>()?;
+    let settings = CanisterSettings {
+        controllers: Some(vec![controller]),
+        ..Default::default()
+    };
+    let ids: Vec<Principal> = CANISTERS
+        .iter()
+        .map(|_| ic.create_canister_with_settings(Some(controller), Some(settings.clone())))
+        .collect();
+    let init = Encode!(&InstallArgs::Init(InitArgs {
+        admins: vec![],
+        siblings: Siblings {
+            model_repo: Some(ids[0]),
+            agent_factory: Some(ids[1]),
+            coordinator: Some(ids[3]),
+            economics: Some(ids[4]),
+        },
+    }))?;
+    for ((name, id), wasm) in CANISTERS.iter().zip(&ids).zip(wasms) {
+        ic.install_canister(*id, wasm, init.clone(), Some(controller))
+            .with_context(|| format!("installing {name}"))?;
+    }
+    Ok(CANISTERS
+        .iter()
+        .map(|name| name.to_string())
+        .zip(ids)
+        .collect())
+}
+
+fn deploy(state: &Path, wasm_dir: &Path) -> Result<()> {
+    let mut ic = LocalIc::new();
+    let canisters = install_suite(&mut ic, wasm_dir, model::local_identity())?;
+    for (name, id) in &canisters {
+        println!("{name:<14} {}", id.to_text());
+    }
+    let saved = model::SavedNetwork {
+        network: ic.state().clone(),
+        canisters,
+        uploads: BTreeMap::new(),
+    };
+    saved.save(state)?;
+    println!(
+        "local network with {} canisters saved in {} (administrator {})",
+        saved.canisters.len(),
+        state.display(),
+        model::local_identity()
+    );
+    Ok(())
+}
+
+/// A synthetic NOVAQ model: `bytes` pseudo-random bytes in shards of `shard_size`, with a
+/// manifest the repository accepts.
+fn synthetic_model(bytes: usize, shard_size: usize) -> (Vec<u8>, Vec<Vec<u8>>) {
+    use novaq::format::{
+        Architecture, Compression, FORMAT_NAME, FORMAT_VERSION, Manifest, ShardEntry, sha256_hex,
+    };
+    let mut x = 0x9e37_79b9u32;
+    let stream: Vec<u8> = (0..bytes)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            x as u8
+        })
+        .collect();
+    let shards: Vec<Vec<u8>> = stream.chunks(shard_size).map(<[u8]>::to_vec).collect();
+    let manifest = Manifest {
+        format: FORMAT_NAME.into(),
+        version: FORMAT_VERSION,
+        name: "synthetic".into(),
+        architecture: Some(Architecture {
+            family: "llama".into(),
+            hidden_size: 64,
+            intermediate_size: 172,
+            layers: 5,
+            heads: 8,
+            kv_heads: 4,
+            vocab_size: 512,
+            context_length: 512,
+            rope_dim: 8,
+            rope_theta: 10_000.0,
+            norm_eps: 1e-5,
+            tied_embeddings: true,
+        }),
+        tokenizer: None,
+        compression: Compression {
+            mode: "q4".into(),
+            code_bits: 4.0,
+            seed: 1,
+            parameters: bytes as u64 * 2,
+            source_bytes: bytes as u64 * 8,
+        },
+        codebooks: vec![],
+        tensors: vec![],
+        shard_size: shard_size as u64,
+        shards: shards
+            .iter()
+            .map(|s| ShardEntry {
+                size: s.len() as u64,
+                sha256: sha256_hex(s),
+            })
+            .collect(),
+    };
+    (manifest.to_cbor(), shards)
+}
+
+fn upload_bench(mib: u64, in_flight: usize, wasm_dir: &Path, json: bool) -> Result<()> {
+    let mut ic = LocalIc::new();
+    let admin = model::local_identity();
+    let canisters = install_suite(&mut ic, wasm_dir, admin)?;
+    let (manifest, shards) = synthetic_model((mib << 20) as usize, 4 << 20);
+    let mut client = RepoClient::new(LocalTransport {
+        ic: &mut ic,
+        canister: canisters["model_repo"],
+        sender: admin,
+    });
+    let metadata = ModelMetadata {
+        id: ModelId::parse("synthetic", "id").map_err(|e| anyhow::anyhow!("{e}"))?,
+        name: "Synthetic".into(),
+        version: "1.0.0".into(),
+        description: "upload benchmark".into(),
+        capabilities: vec![Capability::Chat],
+        tags: vec![],
+        min_tier: Tier::Basic,
+    };
+    let options = model::UploadOptions {
+        in_flight,
+        chunk_bytes: MAX_CHUNK_BYTES,
+        stop_after_bytes: None,
+        progress: false,
+    };
+    let report = model::upload(
+        &mut client,
+        &manifest,
+        &shards,
+        metadata,
+        None,
+        &options,
+        |_| {},
+    )?;
+    let (manifest_back, shards_back) = model::download(&mut client, &report.record.id)?;
+    if manifest_back != manifest || shards_back != shards {
+        bail!("the model read back differs from the one uploaded");
+    }
+    println!(
+        "{mib} MiB in {} chunks, {in_flight} in flight: sent in {:.2} s ({:.1} MiB/s), verified in {:.2} s, read back identical",
+        report.chunks,
+        report.send_seconds,
+        report.mib_per_sec(),
+        report.verify_seconds
+    );
+    if json {
+        let figures = serde_json::json!({
+            "model_repo.upload_mib_per_sec_local": report.mib_per_sec(),
+            "model_repo.upload_verify_seconds_local": report.verify_seconds,
         });
         println!("{figures}");
     }

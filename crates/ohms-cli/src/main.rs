@@ -3,7 +3,9 @@
 //! Exit codes: 0 success, 1 failure (bad input, failed verification), 2 usage error.
 
 mod local;
+mod model;
 mod novaq;
+mod repo_client;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -23,6 +25,9 @@ enum Command {
     /// The OHMS canisters on the project's local IC runtime.
     #[command(subcommand)]
     Local(local::Command),
+    /// NOVAQ models in the model repository canister: upload (resumable, several chunks in
+    /// flight), list, show, activate, deprecate, delete, download, stats.
+    Model(model::Args),
 }
 
 fn main() -> ExitCode {
@@ -30,6 +35,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Novaq(command) => novaq::run(command),
         Command::Local(command) => local::run(command),
+        Command::Model(args) => model::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
