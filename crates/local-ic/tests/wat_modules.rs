@@ -22,6 +22,28 @@ const GLOBAL_COUNTER: &str = r#"(module
     (call $append (i32.const 0) (i32.const 4))
     (call $reply)))"#;
 
+/// A canister whose `echo` replies with nothing.
+const ECHO: &str = r#"(module (import "ic0" "msg_reply" (func $reply))
+    (func (export "canister_update echo") (call $reply)))"#;
+
+/// A network with `wat` installed on a new canister.
+fn installed(wat: &str) -> (LocalIc, Principal) {
+    let mut ic = LocalIc::new();
+    let canister = ic.create_canister();
+    ic.install_canister(canister, wat::parse_str(wat).unwrap(), vec![], None)
+        .unwrap();
+    (ic, canister)
+}
+
+/// `principal`'s bytes as a WAT data string, and their length.
+fn wat_bytes(principal: Principal) -> (String, usize) {
+    let bytes = principal.as_slice();
+    (
+        bytes.iter().map(|b| format!("\\{b:02x}")).collect(),
+        bytes.len(),
+    )
+}
+
 fn counter(ic: &mut LocalIc, canister: Principal) -> i32 {
     let bytes = ic.query_call(canister, ALICE, "get", vec![]).unwrap();
     i32::from_le_bytes(bytes.try_into().unwrap())
@@ -29,15 +51,7 @@ fn counter(ic: &mut LocalIc, canister: Principal) -> i32 {
 
 #[test]
 fn trap_rolls_back_mutable_globals() {
-    let mut ic = LocalIc::new();
-    let canister = ic.create_canister();
-    ic.install_canister(
-        canister,
-        wat::parse_str(GLOBAL_COUNTER).unwrap(),
-        vec![],
-        None,
-    )
-    .unwrap();
+    let (mut ic, canister) = installed(GLOBAL_COUNTER);
     ic.update_call(canister, ALICE, "inc", vec![]).unwrap();
     let err = ic
         .update_call(canister, ALICE, "inc_then_trap", vec![])
@@ -199,12 +213,7 @@ fn cycle_top_ups_saturate_instead_of_overflowing() {
 /// A canister that calls `echo` on `callee` and replies at once, leaving the callback open;
 /// the callback (table entry 0) records `marker`.
 fn caller_module(callee: Principal, marker: i32) -> Vec<u8> {
-    let id: String = callee
-        .as_slice()
-        .iter()
-        .map(|b| format!("\\{b:02x}"))
-        .collect();
-    let len = callee.as_slice().len();
+    let (id, len) = wat_bytes(callee);
     wat::parse_str(format!(
         r#"(module
       (import "ic0" "call_new" (func $call_new (param i32 i32 i32 i32 i32 i32 i32 i32)))
@@ -237,9 +246,7 @@ fn caller_module(callee: Principal, marker: i32) -> Vec<u8> {
 fn a_response_after_an_upgrade_runs_the_new_modules_callback() {
     let mut ic = LocalIc::new();
     let callee = ic.create_canister();
-    let echo = r#"(module (import "ic0" "msg_reply" (func $reply))
-        (func (export "canister_update echo") (call $reply)))"#;
-    ic.install_canister(callee, wat::parse_str(echo).unwrap(), vec![], None)
+    ic.install_canister(callee, wat::parse_str(ECHO).unwrap(), vec![], None)
         .unwrap();
     let caller = ic.create_canister();
     ic.install_canister(caller, caller_module(callee, 1), vec![], None)
@@ -262,16 +269,9 @@ fn a_response_after_an_upgrade_runs_the_new_modules_callback() {
 fn calls_in_flight_to_one_callee_are_capped_at_the_queue_capacity() {
     let mut ic = LocalIc::new();
     let callee = ic.create_canister();
-    let echo = r#"(module (import "ic0" "msg_reply" (func $reply))
-        (func (export "canister_update echo") (call $reply)))"#;
-    ic.install_canister(callee, wat::parse_str(echo).unwrap(), vec![], None)
+    ic.install_canister(callee, wat::parse_str(ECHO).unwrap(), vec![], None)
         .unwrap();
-    let id: String = callee
-        .as_slice()
-        .iter()
-        .map(|b| format!("\\{b:02x}"))
-        .collect();
-    let len = callee.as_slice().len();
+    let (id, len) = wat_bytes(callee);
     // Performs 501 calls and replies with how many `call_perform` refused.
     let fanout = format!(
         r#"(module
@@ -315,15 +315,7 @@ fn calls_in_flight_to_one_callee_are_capped_at_the_queue_capacity() {
 /// history (the call is still known as done), and later the call is forgotten.
 #[test]
 fn the_ingress_history_is_pruned() {
-    let mut ic = LocalIc::new();
-    let canister = ic.create_canister();
-    ic.install_canister(
-        canister,
-        wat::parse_str(GLOBAL_COUNTER).unwrap(),
-        vec![],
-        None,
-    )
-    .unwrap();
+    let (mut ic, canister) = installed(GLOBAL_COUNTER);
     let call = ic.submit_call(canister, ALICE, "inc", vec![]).unwrap();
     assert!(ic.await_call(call).is_ok());
     ic.advance_time(std::time::Duration::from_secs(4 * 60));
