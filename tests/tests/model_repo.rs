@@ -9,9 +9,7 @@ use std::time::Duration;
 
 use candid::{CandidType, Principal};
 use ic_test_env::TestEnv;
-use novaq::format::{
-    Architecture, Compression, FORMAT_NAME, FORMAT_VERSION, Manifest, ShardEntry, sha256_hex,
-};
+use novaq::format::{Manifest, ShardEntry, sha256_hex, synthetic};
 use ohms_integration_tests::{INITIAL_CYCLES, controller, encode, user, wasm};
 use ohms_types::{
     BeginUpload, Capability, ChunkRequest, Error, FinalizeOutcome, HttpRequest, HttpResponse,
@@ -245,62 +243,6 @@ fn metadata(id: &str) -> ModelMetadata {
     }
 }
 
-fn architecture() -> Architecture {
-    Architecture {
-        family: "llama".into(),
-        hidden_size: 64,
-        intermediate_size: 172,
-        layers: 5,
-        heads: 8,
-        kv_heads: 4,
-        vocab_size: 512,
-        context_length: 512,
-        rope_dim: 8,
-        rope_theta: 10_000.0,
-        norm_eps: 1e-5,
-        tied_embeddings: true,
-    }
-}
-
-/// A synthetic model: `total` pseudo-random bytes cut into shards of `shard_size`.
-fn synthetic(total: usize, shard_size: usize, seed: u32) -> (Vec<u8>, Vec<Vec<u8>>) {
-    let mut x = seed.wrapping_mul(2_654_435_761) | 1;
-    let stream: Vec<u8> = (0..total)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 17;
-            x ^= x << 5;
-            x as u8
-        })
-        .collect();
-    let shards: Vec<Vec<u8>> = stream.chunks(shard_size).map(<[u8]>::to_vec).collect();
-    let manifest = Manifest {
-        format: FORMAT_NAME.into(),
-        version: FORMAT_VERSION,
-        name: "synthetic".into(),
-        architecture: Some(architecture()),
-        tokenizer: None,
-        compression: Compression {
-            mode: "q4".into(),
-            code_bits: 4.0,
-            seed: 1,
-            parameters: total as u64 * 2,
-            source_bytes: total as u64 * 8,
-        },
-        codebooks: vec![],
-        tensors: vec![],
-        shard_size: shard_size as u64,
-        shards: shards
-            .iter()
-            .map(|s| ShardEntry {
-                size: s.len() as u64,
-                sha256: sha256_hex(s),
-            })
-            .collect(),
-    };
-    (manifest.to_cbor(), shards)
-}
-
 /// The fixture; under CI=true a missing fixture fails the test instead of skipping it.
 fn fixture(name: &str) -> Option<PathBuf> {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -327,7 +269,7 @@ fn stories260k() -> Option<(Vec<u8>, Vec<Vec<u8>>)> {
     let file = novaq::read::gguf::GgufFile::open(&path).expect("fixture reads");
     let tensors = file.read_tensors().expect("tensors decode");
     let m = &file.metadata;
-    let mut arch = architecture();
+    let mut arch = synthetic::small_llama();
     arch.hidden_size = m.get_u64("llama.embedding_length").unwrap() as u32;
     arch.layers = m.get_u64("llama.block_count").unwrap() as u32;
     arch.heads = m.get_u64("llama.attention.head_count").unwrap() as u32;
@@ -461,7 +403,7 @@ fn costs_and_space_of_a_75_mb_model_and_reuse_after_delete() {
     let mut repo = Repo::deploy();
     let admin = controller();
     let total = 75_000_000usize;
-    let (manifest, shards) = synthetic(total, 4 << 20, 1);
+    let (manifest, shards) = synthetic::model(total, 4 << 20, 1);
     let stable_before = repo.metric("stable_memory_bytes");
     let upload = repo.begin(admin, &manifest, metadata("big")).unwrap();
     bench("begin_upload_instructions", repo.instructions() as f64);
@@ -545,7 +487,7 @@ fn costs_and_space_of_a_75_mb_model_and_reuse_after_delete() {
         stats.bytes_used as f64
     );
     let stable_full = repo.metric("stable_memory_bytes");
-    let (manifest2, shards2) = synthetic(total, 4 << 20, 2);
+    let (manifest2, shards2) = synthetic::model(total, 4 << 20, 2);
     let upload = repo.begin(admin, &manifest2, metadata("big2")).unwrap();
     repo.send_all(admin, upload, &shards2, piece);
     repo.finalize_until_verified(admin, upload);
@@ -577,7 +519,7 @@ fn a_dropped_client_resumes_with_only_the_missing_ranges() {
     let uploader = user("uploader");
     let added: Unit = repo.update(admin, "add_uploader", (uploader,));
     added.unwrap();
-    let (manifest, shards) = synthetic(1_000_000, 300_000, 3);
+    let (manifest, shards) = synthetic::model(1_000_000, 300_000, 3);
     let upload = repo
         .begin(uploader, &manifest, metadata("resumed"))
         .unwrap();
@@ -619,7 +561,7 @@ fn a_dropped_client_resumes_with_only_the_missing_ranges() {
 fn a_corrupted_chunk_fails_finalize_naming_the_shard_and_resending_it_finalizes() {
     let mut repo = Repo::deploy();
     let admin = controller();
-    let (manifest, shards) = synthetic(900_000, 300_000, 4);
+    let (manifest, shards) = synthetic::model(900_000, 300_000, 4);
     let upload = repo.begin(admin, &manifest, metadata("corrupt")).unwrap();
     let mut corrupted = shards.clone();
     corrupted[2][12_345] ^= 0x40;
@@ -681,7 +623,7 @@ fn only_admins_uploaders_agents_and_the_factory_pass_and_refusals_change_nothing
     let uploader = user("uploader");
     let added: Unit = repo.update(admin, "add_uploader", (uploader,));
     added.unwrap();
-    let (manifest, shards) = synthetic(200_000, 100_000, 5);
+    let (manifest, shards) = synthetic::model(200_000, 100_000, 5);
     let active = repo.begin(uploader, &manifest, metadata("active")).unwrap();
     repo.send_all(uploader, active, &shards, 100_000);
     repo.finalize_until_verified(uploader, active);
@@ -891,7 +833,7 @@ fn upgrades_in_the_middle_of_an_upload_and_of_a_verification_then_both_complete(
     let mut repo = Repo::deploy();
     let admin = controller();
     repo.set_config(|c| c.hash_bytes_per_message = 256 << 10);
-    let (manifest, shards) = synthetic(3_000_000, 1 << 20, 6);
+    let (manifest, shards) = synthetic::model(3_000_000, 1 << 20, 6);
     let upload = repo.begin(admin, &manifest, metadata("upgraded")).unwrap();
     repo.send_all(admin, upload, &shards[..1], 500_000);
     repo.upgrade();
@@ -942,7 +884,7 @@ fn the_expiry_timer_frees_an_abandoned_upload_also_across_an_upgrade() {
     let mut repo = Repo::deploy();
     let admin = controller();
     repo.set_config(|c| c.upload_idle_timeout_seconds = 3600);
-    let (manifest, shards) = synthetic(2_500_000, 1 << 20, 7);
+    let (manifest, shards) = synthetic::model(2_500_000, 1 << 20, 7);
     let upload = repo.begin(admin, &manifest, metadata("abandoned")).unwrap();
     repo.send_all(admin, upload, &shards[..2], 1 << 20);
     assert_eq!(repo.stats().bytes_used, 2 << 20);
@@ -1000,7 +942,7 @@ fn three_hundred_models_page_under_2_mib_with_the_limit_capped() {
     let mut repo = Repo::deploy();
     let admin = controller();
     repo.set_config(|c| c.max_uploads = 1_000);
-    let (manifest, _) = synthetic(1_000, 1_000, 8);
+    let (manifest, _) = synthetic::model(1_000, 1_000, 8);
     for i in 0..300 {
         let mut meta = metadata(&format!("model-{i:03}"));
         meta.description = "d".repeat(2_048);
@@ -1063,7 +1005,7 @@ fn three_hundred_models_page_under_2_mib_with_the_limit_capped() {
 fn hostile_input_gets_cheap_typed_errors() {
     let mut repo = Repo::deploy();
     let admin = controller();
-    let (manifest, shards) = synthetic(500_000, 200_000, 9);
+    let (manifest, shards) = synthetic::model(500_000, 200_000, 9);
     let good = Manifest::from_cbor(&manifest).unwrap();
     let check = |repo: &mut Repo, name: &str, result: Result<(), Error>, field: &str| {
         let instructions = repo.instructions();

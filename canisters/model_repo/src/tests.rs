@@ -4,9 +4,8 @@
 use std::cell::Cell;
 
 use candid::Principal;
-use novaq::format::{
-    Architecture, Compression, FORMAT_NAME, FORMAT_VERSION, Manifest, ShardEntry, sha256_hex,
-};
+use novaq::format::synthetic::{bytes, manifest_for};
+use novaq::format::{ShardEntry, sha256_hex};
 use ohms_ops::Env;
 use ohms_types::{
     BeginUpload, Capability, ChunkRequest, Error, FinalizeOutcome, MAX_CHUNK_BYTES, ModelFilter,
@@ -77,63 +76,6 @@ impl Env for FakeEnv {
     fn heap_memory_bytes(&self) -> u64 {
         0
     }
-}
-
-fn architecture() -> Architecture {
-    Architecture {
-        family: "llama".into(),
-        hidden_size: 64,
-        intermediate_size: 172,
-        layers: 5,
-        heads: 8,
-        kv_heads: 4,
-        vocab_size: 512,
-        context_length: 512,
-        rope_dim: 8,
-        rope_theta: 10_000.0,
-        norm_eps: 1e-5,
-        tied_embeddings: true,
-    }
-}
-
-/// A manifest over `shards`, cut from one stream at `shard_size`.
-fn manifest_for(shards: &[Vec<u8>], shard_size: u64) -> Manifest {
-    Manifest {
-        format: FORMAT_NAME.into(),
-        version: FORMAT_VERSION,
-        name: "test".into(),
-        architecture: Some(architecture()),
-        tokenizer: None,
-        compression: Compression {
-            mode: "q8".into(),
-            code_bits: 8.0,
-            seed: 1,
-            parameters: 292_800,
-            source_bytes: 1_171_200,
-        },
-        codebooks: vec![],
-        tensors: vec![],
-        shard_size,
-        shards: shards
-            .iter()
-            .map(|s| ShardEntry {
-                size: s.len() as u64,
-                sha256: sha256_hex(s),
-            })
-            .collect(),
-    }
-}
-
-fn bytes(len: usize, seed: u32) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(2_654_435_761).wrapping_add(1);
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 17;
-            x ^= x << 5;
-            x as u8
-        })
-        .collect()
 }
 
 /// Shards of a stream of `total` bytes cut at `shard_size`.

@@ -46,6 +46,7 @@ pub mod blob;
 pub mod dir;
 mod manifest;
 mod shards;
+pub mod synthetic;
 #[cfg(feature = "std")]
 pub mod write;
 

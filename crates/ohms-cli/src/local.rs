@@ -261,67 +261,11 @@ fn deploy(state: &Path, wasm_dir: &Path) -> Result<()> {
     Ok(())
 }
 
-/// A synthetic NOVAQ model: `bytes` pseudo-random bytes in shards of `shard_size`, with a
-/// manifest the repository accepts.
-fn synthetic_model(bytes: usize, shard_size: usize) -> (Vec<u8>, Vec<Vec<u8>>) {
-    use novaq::format::{
-        Architecture, Compression, FORMAT_NAME, FORMAT_VERSION, Manifest, ShardEntry, sha256_hex,
-    };
-    let mut x = 0x9e37_79b9u32;
-    let stream: Vec<u8> = (0..bytes)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 17;
-            x ^= x << 5;
-            x as u8
-        })
-        .collect();
-    let shards: Vec<Vec<u8>> = stream.chunks(shard_size).map(<[u8]>::to_vec).collect();
-    let manifest = Manifest {
-        format: FORMAT_NAME.into(),
-        version: FORMAT_VERSION,
-        name: "synthetic".into(),
-        architecture: Some(Architecture {
-            family: "llama".into(),
-            hidden_size: 64,
-            intermediate_size: 172,
-            layers: 5,
-            heads: 8,
-            kv_heads: 4,
-            vocab_size: 512,
-            context_length: 512,
-            rope_dim: 8,
-            rope_theta: 10_000.0,
-            norm_eps: 1e-5,
-            tied_embeddings: true,
-        }),
-        tokenizer: None,
-        compression: Compression {
-            mode: "q4".into(),
-            code_bits: 4.0,
-            seed: 1,
-            parameters: bytes as u64 * 2,
-            source_bytes: bytes as u64 * 8,
-        },
-        codebooks: vec![],
-        tensors: vec![],
-        shard_size: shard_size as u64,
-        shards: shards
-            .iter()
-            .map(|s| ShardEntry {
-                size: s.len() as u64,
-                sha256: sha256_hex(s),
-            })
-            .collect(),
-    };
-    (manifest.to_cbor(), shards)
-}
-
 fn upload_bench(mib: u64, in_flight: usize, wasm_dir: &Path, json: bool) -> Result<()> {
     let mut ic = LocalIc::new();
     let admin = model::local_identity();
     let canisters = install_suite(&mut ic, wasm_dir, admin)?;
-    let (manifest, shards) = synthetic_model((mib << 20) as usize, 4 << 20);
+    let (manifest, shards) = novaq::format::synthetic::model((mib << 20) as usize, 4 << 20, 1);
     let mut client = RepoClient::new(LocalTransport {
         ic: &mut ic,
         canister: canisters["model_repo"],
