@@ -4,7 +4,8 @@
 //! timer; space reuse; pagination; hostile input; and the cost figures (printed as
 //! `BENCH model_repo.<name> <value>` lines for the benchmark suite).
 
-use std::path::PathBuf;
+#[path = "../../crates/ohms-llm/tests/common/mod.rs"]
+mod common;
 use std::time::Duration;
 
 use candid::{CandidType, Principal};
@@ -243,29 +244,12 @@ fn metadata(id: &str) -> ModelMetadata {
     }
 }
 
-/// The fixture; under CI=true a missing fixture fails the test instead of skipping it.
-fn fixture(name: &str) -> Option<PathBuf> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/fixtures")
-        .join(name);
-    if path.is_file() {
-        return Some(path);
-    }
-    assert!(
-        std::env::var("CI").as_deref() != Ok("true"),
-        "required fixture {} is missing",
-        path.display()
-    );
-    eprintln!("skipping: {} is not present", path.display());
-    None
-}
-
 /// stories260K compressed by NOVAQ (2-bit additive mode), as manifest bytes and shards of
 /// 64 KiB.
 fn stories260k() -> Option<(Vec<u8>, Vec<Vec<u8>>)> {
     use novaq::codec::{Mode, Options, compress};
     use novaq::format::write::{ModelInfo, package};
-    let path = fixture("stories260Ktok512.gguf")?;
+    let path = common::fixture("stories260Ktok512.gguf")?;
     let file = novaq::read::gguf::GgufFile::open(&path).expect("fixture reads");
     let tensors = file.read_tensors().expect("tensors decode");
     let m = &file.metadata;

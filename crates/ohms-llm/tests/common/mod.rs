@@ -18,8 +18,15 @@ pub fn model(name: &str) -> Option<PathBuf> {
     present(repo_root().join("models").join(name))
 }
 
+/// The workspace root: the nearest folder above the test's crate that holds `Cargo.lock` (the
+/// crates sit at different depths: crates/<name>, tests).
 fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+    let manifest_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    manifest_dir
+        .ancestors()
+        .find(|dir| dir.join("Cargo.lock").is_file())
+        .map(PathBuf::from)
+        .unwrap_or(manifest_dir)
 }
 
 fn present(path: PathBuf) -> Option<PathBuf> {
