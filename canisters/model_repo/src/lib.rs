@@ -19,9 +19,7 @@ use std::cell::Cell;
 use std::time::Duration;
 
 use candid::Principal;
-use candid::utils::ArgumentDecoder;
 use ohms_ops::IcEnv;
-use ohms_ops::decode::{DECODING_QUOTA, SKIPPING_QUOTA};
 use ohms_types::{
     BeginUpload, Capability, ChunkRequest, Error, FinalizeOutcome, InstallArgs, ModelFilter,
     ModelId, ModelMatch, ModelRecord, ModelSummary, Page, Paged, RepoConfig, RepoStats, Tier,
@@ -188,11 +186,7 @@ impl candid::CandidType for BorrowedChunk<'_> {
 }
 
 fn decode_chunk(bytes: &[u8]) -> Result<repo::ChunkRef<'_>, String> {
-    let mut config = candid::DecoderConfig::new();
-    config
-        .set_decoding_quota(ohms_ops::decode::BULK_DECODING_QUOTA)
-        .set_skipping_quota(SKIPPING_QUOTA)
-        .set_full_error_message(false);
+    let config = ohms_ops::decode::config(ohms_ops::decode::BULK_DECODING_QUOTA);
     let chunk: BorrowedChunk = candid::utils::decode_one_with_config(bytes, &config)
         .map_err(|err| format!("failed to decode the call argument: {err:#}"))?;
     Ok(repo::ChunkRef {
@@ -323,25 +317,15 @@ fn ok_blob_reply(len: usize, fill: impl FnOnce(&mut Vec<u8>)) -> Vec<u8> {
 }
 
 /// Decodes a multi-argument call within the ordinary decoding quota.
-fn decode_args<T: for<'de> ArgumentDecoder<'de>>(bytes: Vec<u8>) -> Result<T, String> {
-    let mut config = candid::DecoderConfig::new();
-    config
-        .set_decoding_quota(DECODING_QUOTA)
-        .set_skipping_quota(SKIPPING_QUOTA)
-        .set_full_error_message(false);
-    candid::utils::decode_args_with_config(&bytes, &config)
-        .map_err(|err| format!("failed to decode the call arguments: {err:#}"))
-}
-
 /// Models matching a filter, a page (at most 100) at a time. Public.
-#[ic_cdk::query(hidden = true, decode_with = "decode_args")]
+#[ic_cdk::query(hidden = true, decode_with = "ohms_ops::decode::arguments")]
 fn list_models(args: Result<(ModelFilter, Page), String>) -> Result<Paged<ModelSummary>, Error> {
     let (filter, page) = args.map_err(|reason| Error::invalid_argument("args", reason))?;
     repo::list_models(filter, page)
 }
 
 /// Active models for the agent factory, best first, each with why it matched. Public.
-#[ic_cdk::query(hidden = true, decode_with = "decode_args")]
+#[ic_cdk::query(hidden = true, decode_with = "ohms_ops::decode::arguments")]
 fn find_models(args: Result<(Vec<Capability>, Tier), String>) -> Result<Vec<ModelMatch>, Error> {
     let (capabilities, max_tier) =
         args.map_err(|reason| Error::invalid_argument("args", reason))?;
@@ -349,7 +333,7 @@ fn find_models(args: Result<(Vec<Capability>, Tier), String>) -> Result<Vec<Mode
 }
 
 /// Adds tokens to a model's usage. Registered agent canisters only.
-#[ic_cdk::update(hidden = true, decode_with = "decode_args")]
+#[ic_cdk::update(hidden = true, decode_with = "ohms_ops::decode::arguments")]
 fn record_usage(args: Result<(ModelId, u64), String>) -> Result<(), Error> {
     let env = IcEnv::capture();
     let (model, tokens) = args.map_err(|reason| Error::invalid_argument("args", reason))?;

@@ -11,6 +11,7 @@
 //! endpoint's own typed reply ([`RefusedReply`]): `Err(Error::InvalidArgument)` naming the
 //! argument, or `400 Bad Request` for `http_request`.
 
+use candid::utils::ArgumentDecoder;
 use candid::{CandidType, DecoderConfig};
 use ohms_types::{Error, HttpResponse};
 use serde::de::DeserializeOwned;
@@ -49,15 +50,28 @@ pub fn decode_one<T: CandidType + DeserializeOwned>(bytes: &[u8]) -> Result<T, S
     decode_one_within(bytes, DECODING_QUOTA)
 }
 
-fn decode_one_within<T: CandidType + DeserializeOwned>(
-    bytes: &[u8],
-    decoding_quota: usize,
-) -> Result<T, String> {
+/// Several arguments (an endpoint with more than one parameter), within [`DECODING_QUOTA`].
+pub fn arguments<T: for<'de> ArgumentDecoder<'de>>(bytes: Vec<u8>) -> Result<T, String> {
+    candid::utils::decode_args_with_config(&bytes, &config(DECODING_QUOTA))
+        .map_err(|err| format!("failed to decode the call arguments: {err:#}"))
+}
+
+/// The decoder settings every endpoint uses: `decoding_quota`, [`SKIPPING_QUOTA`], short
+/// error messages. For endpoints that decode by hand (e.g. to borrow bulk bytes).
+pub fn config(decoding_quota: usize) -> DecoderConfig {
     let mut config = DecoderConfig::new();
     config
         .set_decoding_quota(decoding_quota)
         .set_skipping_quota(SKIPPING_QUOTA)
         .set_full_error_message(false);
+    config
+}
+
+fn decode_one_within<T: CandidType + DeserializeOwned>(
+    bytes: &[u8],
+    decoding_quota: usize,
+) -> Result<T, String> {
+    let config = config(decoding_quota);
     // No argument at all reads as an empty argument list.
     let bytes = if bytes.is_empty() {
         b"DIDL\x00\x00"
