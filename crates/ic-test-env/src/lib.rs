@@ -9,7 +9,7 @@ use candid::{CandidType, Principal};
 use serde::de::DeserializeOwned;
 
 use local_ic::candid_call;
-pub use local_ic::{CallError, RejectCode, RejectResponse};
+pub use local_ic::{CallError, Fault, RejectCode, RejectResponse};
 
 /// A log record of a canister, whatever the backend.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -103,11 +103,43 @@ impl TestEnv {
         }
     }
 
+    /// Injects a fault into the local runtime (see [`Fault`]); false on PocketIC, where faults
+    /// cannot be injected (the caller then skips what needs the fault, saying so).
+    pub fn inject_fault(&mut self, fault: Fault) -> bool {
+        match &mut self.backend {
+            Backend::Local(ic) => {
+                ic.inject_fault(fault);
+                true
+            }
+            #[cfg(feature = "pocket-ic")]
+            Backend::Pocket(_) => false,
+        }
+    }
+
+    /// Injected faults that have not applied yet (0 on PocketIC).
+    pub fn pending_faults(&self) -> usize {
+        match &self.backend {
+            Backend::Local(ic) => ic.pending_faults(),
+            #[cfg(feature = "pocket-ic")]
+            Backend::Pocket(_) => 0,
+        }
+    }
+
     /// Instructions of the last completed call or query, where the backend measures them
     /// (the local runtime does; PocketIC does not report them).
     pub fn last_call_instructions(&self) -> Option<u64> {
         match &self.backend {
             Backend::Local(ic) => ic.last_call_instructions(),
+            #[cfg(feature = "pocket-ic")]
+            Backend::Pocket(_) => None,
+        }
+    }
+
+    /// Instructions `canister`'s code has executed so far, where the backend counts them (the
+    /// local runtime does; PocketIC does not).
+    pub fn canister_instructions(&self, canister: Principal) -> Option<u64> {
+        match &self.backend {
+            Backend::Local(ic) => ic.canister_instructions(canister),
             #[cfg(feature = "pocket-ic")]
             Backend::Pocket(_) => None,
         }

@@ -81,6 +81,10 @@ pub struct CanisterState {
     pub chunks: BTreeMap<[u8; 32], ByteBuf>,
     pub logs: Vec<CanisterLogRecord>,
     pub next_log_index: u64,
+    /// IC instructions the canister's code has executed, every message (replicated or not)
+    /// included: a benchmark reads one canister's share of a call that crossed several.
+    #[serde(default)]
+    pub instructions_executed: u64,
 }
 
 impl CanisterState {
@@ -99,6 +103,7 @@ impl CanisterState {
             chunks: BTreeMap::new(),
             logs: Vec::new(),
             next_log_index: 0,
+            instructions_executed: 0,
         }
     }
 

@@ -6,6 +6,8 @@
 //! - Each message executes atomically on wasmtime with the IC's instruction count and limits
 //!   (modules are instrumented as the replica instruments them, see `instrument`); a trap rolls
 //!   back the heap, mutable globals, stable memory, cycles and outgoing calls of that message.
+//! - A test can inject a [`Fault`] ([`LocalIc::inject_fault`]): a callback that traps, or a
+//!   reply that is lost (the caller gets `SYS_UNKNOWN`, as when a bounded-wait call times out).
 //!
 //! What the runtime's instruction counts are, against a replica's:
 //! - exact: every wasm instruction's weight and where it is charged (per basic block, before
@@ -34,6 +36,7 @@ mod canister;
 mod certification;
 mod cycles;
 mod execution;
+mod fault;
 mod ids;
 mod instrument;
 mod local_ic;
@@ -49,6 +52,7 @@ mod write_barrier;
 pub use candid_call::CallError;
 pub use canister::{CanisterState, GlobalValue, InstalledCode, RunStatus, WasmHeap};
 pub use cycles::Fees;
+pub use fault::Fault;
 pub use ids::{MANAGEMENT_CANISTER, canister_id_from_index};
 pub use local_ic::{LocalIc, MAX_AWAIT_ROUNDS, MessageId};
 pub use management::DEFAULT_PROVISIONAL_CYCLES;

@@ -11,6 +11,7 @@ use ic_management_canister_types::{
 use serde::de::DeserializeOwned;
 
 use crate::candid_call::{self, CallError};
+use crate::fault::Fault;
 use crate::management::DEFAULT_PROVISIONAL_CYCLES;
 use crate::network::{IngressStatus, InstructionLimits, NetworkState};
 use crate::reject::{RejectCode, RejectResponse};
@@ -63,6 +64,18 @@ impl LocalIc {
     /// Replaces the per-message instruction limits (the IC's by default).
     pub fn set_instruction_limits(&mut self, limits: InstructionLimits) {
         self.network.state.limits = limits;
+    }
+
+    /// Injects a fault: it applies once, to the next response delivered to the fault's
+    /// canister for a call it made to the fault's callee (and method, when given). See
+    /// [`Fault`].
+    pub fn inject_fault(&mut self, fault: Fault) {
+        self.network.state.faults.push(fault);
+    }
+
+    /// Injected faults that have not applied yet.
+    pub fn pending_faults(&self) -> usize {
+        self.network.state.faults.len()
     }
 
     // ---- Canister lifecycle -------------------------------------------------------------
@@ -441,6 +454,17 @@ impl LocalIc {
     /// Instructions the last completed update call (all its messages) or query used.
     pub fn last_call_instructions(&self) -> Option<u64> {
         self.last_instructions
+    }
+
+    /// Instructions `canister`'s code has executed since it was created, every message
+    /// (replicated or not): the difference across a call is that canister's share of it,
+    /// however many canisters the call crossed.
+    pub fn canister_instructions(&self, canister: Principal) -> Option<u64> {
+        self.network
+            .state
+            .canisters
+            .get(&canister)
+            .map(|c| c.instructions_executed)
     }
 
     /// `update_call` with Candid arguments and result.

@@ -9,6 +9,7 @@ use serde_bytes::ByteBuf;
 
 use crate::canister::CanisterState;
 use crate::cycles::Fees;
+use crate::fault::Fault;
 use crate::reject::{RejectCode, RejectResponse};
 use crate::system_api::WasmClosure;
 
@@ -104,6 +105,9 @@ pub struct Callback {
     pub canister: Principal,
     pub call_context: u64,
     pub callee: Principal,
+    /// The method called (what an injected fault may be limited to).
+    #[serde(default)]
+    pub method: String,
     pub on_reply: WasmClosure,
     pub on_reject: WasmClosure,
     pub on_cleanup: Option<WasmClosure>,
@@ -159,6 +163,9 @@ pub struct NetworkState {
     pub random_draws: u64,
     pub fees: Fees,
     pub limits: InstructionLimits,
+    /// Faults injected by the test that have not applied yet, in order.
+    #[serde(default)]
+    pub faults: Vec<Fault>,
 }
 
 /// 2021-05-06T19:17:10Z, the IC's genesis: the default start time of a local network.
@@ -180,6 +187,7 @@ impl NetworkState {
             random_draws: 0,
             fees: Fees::default(),
             limits: InstructionLimits::default(),
+            faults: Vec::new(),
         }
     }
 

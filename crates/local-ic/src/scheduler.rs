@@ -14,13 +14,14 @@ use crate::certification;
 use crate::execution::{
     ExecutionError, InstantiateError, LiveInstance, RunResult, Target, WasmRuntime,
 };
+use crate::fault::{self, Fault};
 use crate::ids::MANAGEMENT_CANISTER;
 use crate::network::{
     CallContext, Callback, IngressStatus, Message, NetworkState, Origin, Payload, Request,
     ResponseMessage,
 };
 use crate::reject::{RejectCode, RejectResponse, error_codes};
-use crate::system_api::{EntryPoint, Response, SystemState, WasmClosure};
+use crate::system_api::{EntryPoint, Response, SystemState, TrapCause, WasmClosure};
 
 /// A network: its serializable state plus the compiled instances (a cache).
 pub struct Network {
@@ -177,6 +178,7 @@ impl Network {
             .get_mut(&canister)
             .expect("checked above");
         state.stable = std::mem::take(&mut run.state.stable);
+        state.instructions_executed = state.instructions_executed.saturating_add(run.instructions);
         let commit = persist && run.outcome.is_ok();
         if commit {
             state.stable.commit();
@@ -309,11 +311,7 @@ impl Network {
                 .queue
                 .push_back(Message::Response(ResponseMessage {
                     callback: id,
-                    payload: Payload::reject(
-                        RejectCode::SysUnknown,
-                        "Call deadline has expired.",
-                        error_codes::DEADLINE_EXPIRED,
-                    ),
+                    payload: response_unknown("Call deadline has expired."),
                     refund: 0,
                 }));
         }
@@ -529,48 +527,85 @@ impl Network {
             context.instructions,
         );
         let canister = callback.canister;
-        let has_code = match self.state.canisters.get_mut(&canister) {
-            Some(state) => {
-                state.cycles = state.cycles.saturating_add(response.refund);
-                state.code.is_some()
+        let has_code = self
+            .state
+            .canisters
+            .get(&canister)
+            .is_some_and(|state| state.code.is_some());
+        // An injected fault applies to a response that reaches a callback.
+        let fault = has_code
+            .then(|| {
+                fault::take(
+                    &mut self.state.faults,
+                    canister,
+                    callback.callee,
+                    &callback.method,
+                )
+            })
+            .flatten();
+        let (payload, refund) = match fault {
+            // As when a bounded-wait call's deadline passes: the response, and the cycles it
+            // would have refunded, never arrive.
+            Some(Fault::LoseReply { .. }) => {
+                (response_unknown("the reply was lost (injected fault)"), 0)
             }
-            None => false,
+            _ => (response.payload, response.refund),
         };
+        if let Some(state) = self.state.canisters.get_mut(&canister) {
+            state.cycles = state.cycles.saturating_add(refund);
+        }
         if !has_code {
             self.close_if_done(callback.call_context);
             return;
         }
-        let (entry, closure, arg, reject) = match response.payload {
-            Payload::Reply(bytes) => (
-                EntryPoint::ReplyCallback,
-                callback.on_reply,
-                bytes.into_vec(),
-                None,
-            ),
-            Payload::Reject(r) => (
-                EntryPoint::RejectCallback,
-                callback.on_reject,
-                Vec::new(),
-                Some((r.reject_code.as_u32(), r.reject_message)),
-            ),
+        let run = if matches!(fault, Some(Fault::TrapInCallback { .. })) {
+            self.injected_callback_trap(canister)
+        } else {
+            let (entry, closure, arg, reject) = match payload {
+                Payload::Reply(bytes) => (
+                    EntryPoint::ReplyCallback,
+                    callback.on_reply,
+                    bytes.into_vec(),
+                    None,
+                ),
+                Payload::Reject(r) => (
+                    EntryPoint::RejectCallback,
+                    callback.on_reject,
+                    Vec::new(),
+                    Some((r.reject_code.as_u32(), r.reject_message)),
+                ),
+            };
+            let limit = self.state.limits.update;
+            let mut spec = MessageSpec::new(entry, Target::Closure(closure), caller, limit);
+            spec.method = method;
+            spec.arg = arg;
+            spec.reject = reject;
+            spec.cycles_available = available;
+            spec.cycles_refunded = refund;
+            spec.responded = responded;
+            spec.deadline = deadline;
+            spec.call_context_instructions = instructions;
+            self.run_message(canister, spec)
         };
-        let limit = self.state.limits.update;
-        let mut spec = MessageSpec::new(entry, Target::Closure(closure), caller, limit);
-        spec.method = method;
-        spec.arg = arg;
-        spec.reject = reject;
-        spec.cycles_available = available;
-        spec.cycles_refunded = response.refund;
-        spec.responded = responded;
-        spec.deadline = deadline;
-        spec.call_context_instructions = instructions;
-        let run = self.run_message(canister, spec);
         // A trapped callback's cleanup runs (and persists) so the canister can release
         // what the callback would have released.
         if let (Err(_), Some(cleanup)) = (&run.outcome, callback.on_cleanup) {
             self.run_cleanup(canister, caller, cleanup, instructions + run.instructions);
         }
         self.finish_message(callback.call_context, run, true);
+    }
+
+    /// What a callback that traps at entry leaves: nothing of its own (there is nothing to
+    /// roll back), a trap for its call context, and the trap in the canister's log.
+    fn injected_callback_trap(&mut self, canister: Principal) -> RunResult {
+        let error = ExecutionError::Trap(TrapCause::Explicit(
+            "the callback trapped (injected fault)".to_string(),
+        ));
+        let time = self.state.time_nanos;
+        if let Some(state) = self.state.canisters.get_mut(&canister) {
+            state.append_log(time, format!("[TRAP]: {error}").into_bytes());
+        }
+        failed_run(error)
     }
 
     fn run_cleanup(
@@ -629,6 +664,7 @@ impl Network {
                             canister,
                             call_context: context_id,
                             callee: call.callee,
+                            method: call.method.clone(),
                             on_reply: call.on_reply,
                             on_reject: call.on_reject,
                             on_cleanup: call.on_cleanup,
@@ -900,6 +936,16 @@ impl Network {
         };
         (result, instructions)
     }
+}
+
+/// The reject a caller gets when the response to its call is unknown: the call's deadline
+/// passed, or (an injected fault) the reply was lost.
+fn response_unknown(message: &str) -> Payload {
+    Payload::reject(
+        RejectCode::SysUnknown,
+        message,
+        error_codes::DEADLINE_EXPIRED,
+    )
 }
 
 fn failed_run(error: ExecutionError) -> RunResult {

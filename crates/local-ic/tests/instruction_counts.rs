@@ -180,3 +180,22 @@ fn the_limit_is_the_ics_count() {
         Some(error_codes::CANISTER_INSTRUCTION_LIMIT_EXCEEDED)
     );
 }
+
+#[test]
+fn each_canister_counts_what_its_code_executed() {
+    let (mut ic, canister) = installed();
+    let before = ic.canister_instructions(canister).expect("installed");
+    ic.update_call(canister, Principal::anonymous(), "int_loop", vec![])
+        .unwrap();
+    assert_eq!(ic.canister_instructions(canister), Some(before + 9_506));
+    ic.update_call(canister, Principal::anonymous(), "float_loop", vec![])
+        .unwrap();
+    assert_eq!(
+        ic.canister_instructions(canister),
+        Some(before + 9_506 + 17_506)
+    );
+    assert_eq!(
+        ic.canister_instructions(Principal::management_canister()),
+        None
+    );
+}

@@ -1,4 +1,8 @@
-//! Shared helpers: locating fixture wasm files built by `scripts/build`.
+//! Shared helpers: locating fixture wasm files built by `scripts/build`, and (`wat`) hand-written
+//! canisters. Every test crate uses a part of them.
+#![allow(dead_code)]
+
+pub mod wat;
 
 use std::path::PathBuf;
 
