@@ -2,7 +2,8 @@
 //! operations endpoints identical in every OHMS canister.
 
 /// Defines an `update` or `query` endpoint with one argument decoded under
-/// [`decode`](crate::decode)'s quotas. A refused argument is answered with the endpoint's typed
+/// [`decode`](crate::decode)'s quotas, whose reply is encoded by [`reply`](crate::reply) (the
+/// type part once per canister instance). A refused argument is answered with the endpoint's typed
 /// reply ([`RefusedReply`](crate::decode::RefusedReply)): `Err(Error::InvalidArgument)` naming
 /// the argument, before the body runs. An endpoint that takes bulk bytes (an upload chunk) is
 /// marked `bulk` and decoded within [`BULK_DECODING_QUOTA`](crate::decode::BULK_DECODING_QUOTA).
@@ -21,24 +22,44 @@
 /// ohms_ops::endpoint! {
 ///     bulk update upload_chunk(chunk: Chunk) -> Result<(), Error> { … }
 /// }
+/// ohms_ops::endpoint! {
+///     async update subscribe(args: SubscribeArgs) -> Result<Purchase, Error> { … .await }
+/// }
 /// ```
 #[macro_export]
 macro_rules! endpoint {
     (@impl $decoder:tt, $(#[$doc:meta])* $kind:ident $name:ident ($arg:ident : $arg_ty:ty) -> $ret:ty $body:block) => {
         $(#[$doc])*
-        #[::ic_cdk::$kind(hidden = true, decode_with = $decoder)]
-        fn $name($arg: ::std::result::Result<$arg_ty, ::std::string::String>) -> $ret {
-            let $arg = match $arg {
-                Ok(value) => value,
-                Err(reason) => {
-                    return <$ret as $crate::decode::RefusedReply>::refused(
-                        ::ohms_types::Error::invalid_argument(stringify!($arg), reason),
-                    );
-                }
+        #[::ic_cdk::$kind(hidden = true, decode_with = $decoder, manual_reply = true)]
+        fn $name($arg: ::std::result::Result<$arg_ty, ::std::string::String>) {
+            fn body($arg: $arg_ty) -> $ret $body
+            let reply: $ret = match $arg {
+                Ok(value) => body(value),
+                Err(reason) => $crate::endpoint!(@refused $arg, $ret, reason),
             };
-            $body
+            $crate::reply::reply(&reply);
         }
-
+        $crate::endpoint!(@signature $(#[$doc])* $kind $name ($arg_ty) -> $ret);
+    };
+    (@impl_async $decoder:tt, $(#[$doc:meta])* $kind:ident $name:ident ($arg:ident : $arg_ty:ty) -> $ret:ty $body:block) => {
+        $(#[$doc])*
+        #[::ic_cdk::$kind(hidden = true, decode_with = $decoder, manual_reply = true)]
+        async fn $name($arg: ::std::result::Result<$arg_ty, ::std::string::String>) {
+            async fn body($arg: $arg_ty) -> $ret $body
+            let reply: $ret = match $arg {
+                Ok(value) => body(value).await,
+                Err(reason) => $crate::endpoint!(@refused $arg, $ret, reason),
+            };
+            $crate::reply::reply(&reply);
+        }
+        $crate::endpoint!(@signature $(#[$doc])* $kind $name ($arg_ty) -> $ret);
+    };
+    (@refused $arg:ident, $ret:ty, $reason:ident) => {
+        <$ret as $crate::decode::RefusedReply>::refused(
+            ::ohms_types::Error::invalid_argument(stringify!($arg), $reason),
+        )
+    };
+    (@signature $(#[$doc:meta])* $kind:ident $name:ident ($arg_ty:ty) -> $ret:ty) => {
         #[doc(hidden)]
         #[allow(dead_code, unused_imports)]
         mod $name {
@@ -49,6 +70,9 @@ macro_rules! endpoint {
                 unreachable!("signature only: registers the Candid type of the endpoint")
             }
         }
+    };
+    ($(#[$doc:meta])* async $kind:ident $name:ident ($arg:ident : $arg_ty:ty) -> $ret:ty $body:block) => {
+        $crate::endpoint!(@impl_async "ohms_ops::decode::argument", $(#[$doc])* $kind $name ($arg: $arg_ty) -> $ret $body);
     };
     ($(#[$doc:meta])* bulk $kind:ident $name:ident ($arg:ident : $arg_ty:ty) -> $ret:ty $body:block) => {
         $crate::endpoint!(@impl "ohms_ops::decode::bulk_argument", $(#[$doc])* $kind $name ($arg: $arg_ty) -> $ret $body);

@@ -20,6 +20,7 @@ pub mod lock;
 pub mod memory;
 pub mod metrics;
 pub mod pause;
+pub mod reply;
 mod state;
 pub mod storable;
 
@@ -32,6 +33,11 @@ pub use storable::Cbor;
 mod test_env;
 
 use ohms_types::OpsStatus;
+
+/// The sibling canisters registered at install or upgrade.
+pub fn registered_siblings() -> ohms_types::Siblings {
+    state::read_ops(|s| s.config().siblings.clone())
+}
 
 /// Pause state, siblings and sizes of the operations layer, for dashboards.
 pub fn ops_status(env: &impl Env) -> OpsStatus {
