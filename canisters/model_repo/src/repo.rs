@@ -1184,7 +1184,8 @@ pub fn find_models(
                     return None;
                 }
                 let summary = summary(s, &m);
-                let score = matched.len() as u32 * 100 + (2 - r.min_tier as u32) * 10;
+                let score =
+                    matched.len() as u32 * 100 + (Tier::Enterprise as u32 - r.min_tier as u32) * 10;
                 let reason = if wanted.is_empty() {
                     format!(
                         "active and available from tier {:?} (no capability asked for)",

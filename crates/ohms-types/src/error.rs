@@ -3,6 +3,8 @@ use std::fmt;
 use candid::{CandidType, Deserialize};
 use serde::Serialize;
 
+use crate::PaymentError;
+
 /// The error every OHMS endpoint returns for a caller's mistake or a refused request.
 ///
 /// Each variant carries what a client needs to act on it; `Display` turns it into one sentence
@@ -36,6 +38,8 @@ pub enum Error {
     },
     /// An internal invariant did not hold. Reported, never expected.
     Internal { reason: String },
+    /// A payment or deposit was refused; nothing was charged or credited (see the variant).
+    Payment(PaymentError),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -115,6 +119,7 @@ impl fmt::Display for Error {
                 write!(f, "call to {canister}.{method} failed: {reason}")
             }
             Self::Internal { reason } => write!(f, "internal error: {reason}"),
+            Self::Payment(err) => write!(f, "payment refused: {err}"),
         }
     }
 }

@@ -3,6 +3,8 @@
 //! Everything here is part of the public Candid contract (`candid/*.did`): change a type only
 //! together with the `.did` files, and only in ways Candid subtyping allows.
 
+pub mod calendar;
+mod economics;
 mod error;
 mod ids;
 mod install;
@@ -10,6 +12,14 @@ mod model;
 mod ops;
 mod page;
 
+pub use economics::{
+    Account, Action, Analytics, Balances, Decision, DenyReason, DepositAccount, DepositCredit,
+    EconomicsConfig, EconomicsInitArgs, EconomicsInstallArgs, EconomicsSettings, Grant,
+    InferencePriority, Limits, ModelTokens, MonthRevenue, MonthUsage, PaymentError, PaymentMethod,
+    PaymentPurpose, PaymentStatus, Payout, PayoutKind, PayoutStatus, PendingSettlement, Purchase,
+    Receipt, Reservation, SettlementRef, SubscribeArgs, Subscription, SubscriptionState,
+    TierConfig, UpgradeSubscriptionArgs, UsageCounters, UsageReport, UsageSummary, WithdrawArgs,
+};
 pub use error::{Error, Result};
 pub use ids::{AgentId, ModelId, TaskId, UploadId};
 pub use install::{InitArgs, InstallArgs, Siblings, UpgradeArgs};

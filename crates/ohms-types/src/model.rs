@@ -19,6 +19,8 @@ pub const MAX_CHUNK_BYTES: u64 = 1_992_294;
     CandidType, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash,
 )]
 pub enum Tier {
+    /// Off unless an administrator makes the free tier available in economics.
+    Free,
     Basic,
     Pro,
     Enterprise,
