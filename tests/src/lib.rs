@@ -6,7 +6,8 @@ use std::path::PathBuf;
 use candid::utils::ArgumentEncoder;
 use candid::{CandidType, Principal};
 use ic_test_env::{CallError, TestEnv};
-use ohms_types::{InitArgs, InstallArgs, Siblings};
+use icp_ledger_fixture::{Funded, LedgerSetup};
+use ohms_types::{EconomicsInitArgs, EconomicsInstallArgs, InitArgs, InstallArgs, Siblings};
 use serde::de::DeserializeOwned;
 
 /// The five OHMS canisters, by the names of their wasm files.
@@ -49,17 +50,53 @@ pub fn controller() -> Principal {
     user("controller")
 }
 
-/// The OHMS canisters deployed on a test network, wired to each other as siblings.
+/// The ICP ledger's fee, as the suite installs it (the mainnet ledger's).
+pub const LEDGER_FEE_E8S: u64 = icp_ledger_fixture::MAINNET_FEE_E8S;
+
+/// What each of [`FUNDED_USERS`] holds on the ledger at install: 100 ICP.
+pub const FUNDED_E8S: u64 = 10_000_000_000;
+
+/// The users the suite funds on the ICP ledger.
+pub const FUNDED_USERS: [&str; 4] = ["alice", "bob", "carol", "dave"];
+
+/// The owner of the ledger's minting account.
+pub fn minter() -> Principal {
+    user("minter")
+}
+
+/// The OHMS canisters deployed on a test network, wired to each other as siblings, with
+/// DFINITY's ICP ledger beside them (economics takes payments on it).
 pub struct Suite {
     pub env: TestEnv,
     pub siblings: Siblings,
+    /// The ICP ledger's canister id.
+    pub ledger: Principal,
     ids: Vec<(&'static str, Principal)>,
 }
 
 impl Suite {
-    /// Creates the five canisters, then installs each with the others registered as siblings.
+    /// Installs the ICP ledger with [`FUNDED_USERS`] funded, creates the five canisters, then
+    /// installs each with the others registered as siblings (economics with the ledger's id).
     pub fn deploy() -> Self {
         let mut env = TestEnv::new();
+        let ledger = env.create_canister_with_controllers(vec![controller()]);
+        env.add_cycles(ledger, INITIAL_CYCLES);
+        let setup = LedgerSetup {
+            minting_owner: minter(),
+            funded: FUNDED_USERS
+                .iter()
+                .map(|name| Funded::main_account(user(name), FUNDED_E8S))
+                .collect(),
+            fee_e8s: LEDGER_FEE_E8S,
+        };
+        let ledger_wasm = icp_ledger_fixture::wasm().unwrap_or_else(|err| panic!("{err}"));
+        env.install_canister(
+            ledger,
+            ledger_wasm,
+            icp_ledger_fixture::init_arg(&setup),
+            Some(controller()),
+        )
+        .unwrap_or_else(|err| panic!("installing the ICP ledger: {err}"));
         let ids: Vec<_> = CANISTERS
             .iter()
             .map(|name| {
@@ -79,11 +116,27 @@ impl Suite {
             admins: vec![],
             siblings: siblings.clone(),
         });
+        let economics_init = EconomicsInstallArgs::Init(EconomicsInitArgs {
+            admins: vec![],
+            siblings: siblings.clone(),
+            ledger,
+            ledger_fee_e8s: LEDGER_FEE_E8S,
+        });
         for (name, id) in &ids {
-            env.install_canister(*id, wasm(name), encode(&init), Some(controller()))
+            let arg = if *name == "economics" {
+                encode(&economics_init)
+            } else {
+                encode(&init)
+            };
+            env.install_canister(*id, wasm(name), arg, Some(controller()))
                 .unwrap_or_else(|err| panic!("installing {name}: {err}"));
         }
-        Self { env, siblings, ids }
+        Self {
+            env,
+            siblings,
+            ledger,
+            ids,
+        }
     }
 
     pub fn id(&self, name: &str) -> Principal {
