@@ -9,11 +9,12 @@ use clap::Subcommand;
 use local_ic::LocalIc;
 use local_ic::management_types::CanisterSettings;
 use ohms_types::{
-    Capability, HttpRequest, HttpResponse, InitArgs, InstallArgs, MAX_CHUNK_BYTES, ModelId,
-    ModelMetadata, OpsStatus, Siblings, Tier,
+    Capability, EconomicsInstallArgs, HttpRequest, HttpResponse, InitArgs, InstallArgs,
+    MAX_CHUNK_BYTES, ModelId, ModelMetadata, OpsStatus, Siblings, Tier,
 };
 
 use crate::model;
+use crate::pay;
 use crate::repo_client::{LocalTransport, RepoClient};
 use sha2::{Digest, Sha256};
 
@@ -27,8 +28,9 @@ const CANISTERS: [&str; 5] = [
 
 #[derive(Subcommand)]
 pub enum Command {
-    /// Install the five canisters, wired as siblings, on an in-process local IC network, then
-    /// upgrade them and check that every one serves its operations endpoints. Prints ids,
+    /// Install DFINITY's ICP ledger and the five canisters, wired as siblings (economics taking
+    /// payments on that ledger), on an in-process local IC network, then upgrade the five and
+    /// check that every one serves its operations endpoints. Prints ids,
     /// wasm sizes and hashes, and the instructions the status and metrics queries used.
     SmokeTest {
         /// The folder `scripts/build` wrote the canisters to.
@@ -38,8 +40,9 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Install the five canisters, wired as siblings, on a new local network saved in a file,
-    /// for `ohms model … --local-state FILE` (an existing file is replaced by a fresh network).
+    /// Install DFINITY's ICP ledger (a demo user funded with 100 ICP) and the five canisters,
+    /// wired as siblings, on a new local network saved in a file, for `ohms model …` and
+    /// `ohms pay … --local-state FILE` (an existing file is replaced by a fresh network).
     Deploy {
         /// Where the network is saved.
         #[arg(long, default_value = crate::model::DEFAULT_STATE)]
@@ -129,27 +132,42 @@ fn smoke_test(wasm_dir: &Path, json: bool) -> Result<()> {
         .iter()
         .map(|_| ic.create_canister_with_settings(Some(controller), Some(settings.clone())))
         .collect();
-    let siblings = Siblings {
-        model_repo: Some(ids[0]),
-        agent_factory: Some(ids[1]),
-        coordinator: Some(ids[3]),
-        economics: Some(ids[4]),
-    };
+    // After the five, so they keep their ids and none takes the mainnet ledger's.
+    let (ledger, ledger_wasm) = pay::install_icp_ledger(&mut ic, controller)?;
+    let siblings = siblings_of(&ids);
     let init = Encode!(&InstallArgs::Init(InitArgs {
         admins: vec![],
         siblings: siblings.clone()
     }))?;
+    let economics_init = pay::economics_init(siblings.clone(), ledger)?;
 
     println!(
         "{:<14} {:<28} {:>9} {:<16} {:>18} {:>19}",
         "canister", "id", "bytes", "sha256 (prefix)", "ops_status instr", "/metrics instr"
     );
+    println!(
+        "{:<14} {:<28} {:>9} {:<16} {:>18} {:>19}",
+        pay::LEDGER,
+        ledger.to_text(),
+        ledger_wasm.len(),
+        &hex::encode(Sha256::digest(&ledger_wasm))[..16],
+        "-",
+        "-"
+    );
     let (mut max_status, mut max_metrics, mut max_bytes) = (0u64, 0u64, 0usize);
     for ((name, id), wasm) in CANISTERS.iter().zip(&ids).zip(wasms) {
         let sha = hex::encode(Sha256::digest(&wasm));
-        ic.install_canister(*id, wasm.clone(), init.clone(), Some(controller))
+        let (init, upgrade) = if *name == "economics" {
+            (
+                economics_init.clone(),
+                Encode!(&EconomicsInstallArgs::Upgrade(None))?,
+            )
+        } else {
+            (init.clone(), Encode!()?)
+        };
+        ic.install_canister(*id, wasm.clone(), init, Some(controller))
             .with_context(|| format!("installing {name}"))?;
-        ic.upgrade_canister(*id, wasm.clone(), Encode!()?, Some(controller))
+        ic.upgrade_canister(*id, wasm.clone(), upgrade, Some(controller))
             .with_context(|| format!("upgrading {name}"))?;
 
         let status: OpsStatus = ic
@@ -188,7 +206,7 @@ fn smoke_test(wasm_dir: &Path, json: bool) -> Result<()> {
         );
     }
     println!(
-        "all {} canisters installed, upgraded and serving",
+        "all {} canisters installed, upgraded and serving; economics takes payments on the ICP ledger {ledger}",
         CANISTERS.len()
     );
     if json {
@@ -202,7 +220,19 @@ fn smoke_test(wasm_dir: &Path, json: bool) -> Result<()> {
     Ok(())
 }
 
-/// Creates the five canisters controlled by `controller` and installs them wired as siblings.
+/// The siblings of the five canisters created in [`CANISTERS`] order.
+fn siblings_of(ids: &[Principal]) -> Siblings {
+    Siblings {
+        model_repo: Some(ids[0]),
+        agent_factory: Some(ids[1]),
+        coordinator: Some(ids[3]),
+        economics: Some(ids[4]),
+    }
+}
+
+/// Installs DFINITY's ICP ledger (the demo user funded), then creates the five canisters
+/// controlled by `controller` and installs them wired as siblings, economics taking payments on
+/// that ledger. The ids by name, the ledger's as [`pay::LEDGER`].
 fn install_suite(
     ic: &mut LocalIc,
     wasm_dir: &Path,
@@ -220,24 +250,30 @@ fn install_suite(
         .iter()
         .map(|_| ic.create_canister_with_settings(Some(controller), Some(settings.clone())))
         .collect();
+    // After the five, so they keep their ids and none takes the mainnet ledger's.
+    let (ledger, _) = pay::install_icp_ledger(ic, controller)?;
+    let siblings = siblings_of(&ids);
     let init = Encode!(&InstallArgs::Init(InitArgs {
         admins: vec![],
-        siblings: Siblings {
-            model_repo: Some(ids[0]),
-            agent_factory: Some(ids[1]),
-            coordinator: Some(ids[3]),
-            economics: Some(ids[4]),
-        },
+        siblings: siblings.clone(),
     }))?;
+    let economics_init = pay::economics_init(siblings, ledger)?;
     for ((name, id), wasm) in CANISTERS.iter().zip(&ids).zip(wasms) {
-        ic.install_canister(*id, wasm, init.clone(), Some(controller))
+        let arg = if *name == "economics" {
+            economics_init.clone()
+        } else {
+            init.clone()
+        };
+        ic.install_canister(*id, wasm, arg, Some(controller))
             .with_context(|| format!("installing {name}"))?;
     }
-    Ok(CANISTERS
+    let mut canisters: BTreeMap<String, Principal> = CANISTERS
         .iter()
         .map(|name| name.to_string())
         .zip(ids)
-        .collect())
+        .collect();
+    canisters.insert(pay::LEDGER.to_string(), ledger);
+    Ok(canisters)
 }
 
 fn deploy(state: &Path, wasm_dir: &Path) -> Result<()> {
@@ -253,10 +289,13 @@ fn deploy(state: &Path, wasm_dir: &Path) -> Result<()> {
     };
     saved.save(state)?;
     println!(
-        "local network with {} canisters saved in {} (administrator {})",
-        saved.canisters.len(),
+        "local network with {} canisters and the ICP ledger {} saved in {} (administrator {}; demo user {} holds {} e8s)",
+        CANISTERS.len(),
+        saved.canisters[pay::LEDGER],
         state.display(),
-        model::local_identity()
+        model::local_identity(),
+        pay::demo_user(),
+        pay::DEMO_USER_E8S
     );
     Ok(())
 }

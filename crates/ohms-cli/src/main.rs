@@ -5,6 +5,7 @@
 mod local;
 mod model;
 mod novaq;
+mod pay;
 mod repo_client;
 
 use clap::{Parser, Subcommand};
@@ -28,6 +29,9 @@ enum Command {
     /// NOVAQ models in the model repository canister: upload (resumable, several chunks in
     /// flight), list, show, activate, deprecate, delete, download, stats.
     Model(model::Args),
+    /// Paying for a subscription with ICP on the local network: ledger balances, approving
+    /// economics and subscribing (ICRC-2), receipts.
+    Pay(pay::Args),
 }
 
 fn main() -> ExitCode {
@@ -36,6 +40,7 @@ fn main() -> ExitCode {
         Command::Novaq(command) => novaq::run(command),
         Command::Local(command) => local::run(command),
         Command::Model(args) => model::run(args),
+        Command::Pay(args) => pay::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

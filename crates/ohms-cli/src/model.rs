@@ -73,6 +73,13 @@ impl SavedNetwork {
         std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))
     }
 
+    /// The id of a canister `ohms local deploy` recorded (`model_repo`, …, `icp_ledger`).
+    pub fn canister(&self, name: &str) -> Result<Principal> {
+        self.canisters.get(name).copied().ok_or_else(|| {
+            anyhow!("the local network has no {name} (deploy it again with `ohms local deploy`)")
+        })
+    }
+
     pub fn model_repo(&self, canister: Option<Principal>) -> Result<Principal> {
         match canister {
             Some(id) => Ok(id),
@@ -204,7 +211,7 @@ fn parse_capability(s: &str) -> Result<Capability, String> {
     })
 }
 
-fn parse_tier(s: &str) -> Result<Tier, String> {
+pub(crate) fn parse_tier(s: &str) -> Result<Tier, String> {
     match s.to_ascii_lowercase().as_str() {
         "basic" => Ok(Tier::Basic),
         "pro" => Ok(Tier::Pro),
@@ -230,17 +237,26 @@ fn model_id(s: &str) -> Result<ModelId> {
 }
 
 pub fn run(args: Args) -> Result<()> {
-    let mut saved = SavedNetwork::load(&args.local_state)?;
-    let canister = saved.model_repo(args.canister)?;
+    with_local_network(&args.local_state, |ic, saved| {
+        let canister = saved.model_repo(args.canister)?;
+        run_on(ic, canister, &mut saved.uploads, args.command)
+    })
+}
+
+/// Loads the local network saved in `path`, runs `f` on it and saves it back, whatever `f`
+/// returned (an interrupted upload included), so the next command continues from it.
+pub fn with_local_network<R>(
+    path: &Path,
+    f: impl FnOnce(&mut LocalIc, &mut SavedNetwork) -> Result<R>,
+) -> Result<R> {
+    let mut saved = SavedNetwork::load(path)?;
     let mut ic = LocalIc::from_state(std::mem::replace(
         &mut saved.network,
         NetworkState::new([0; 32]),
     ));
-    let result = run_on(&mut ic, canister, &mut saved.uploads, args.command);
-    // Whatever happened (an interrupted upload included) is saved, so the next command
-    // continues from it.
+    let result = f(&mut ic, &mut saved);
     saved.network = ic.state().clone();
-    saved.save(&args.local_state)?;
+    saved.save(path)?;
     result
 }
 
@@ -613,6 +629,7 @@ pub fn upload<T: RepoTransport>(
             }
             Err(error) => {
                 return Err(CanisterError {
+                    canister: "model_repo",
                     method: "upload_status",
                     error,
                 }
@@ -709,6 +726,7 @@ pub fn upload<T: RepoTransport>(
                 reply.map_err(|error| {
                     bar.abandon();
                     anyhow::Error::from(CanisterError {
+                        canister: "model_repo",
                         method: "upload_chunk",
                         error,
                     })
@@ -749,6 +767,7 @@ fn status_of<T: RepoTransport>(
 ) -> Result<ohms_types::UploadStatus> {
     client.upload_status(id)?.map_err(|error| {
         CanisterError {
+            canister: "model_repo",
             method: "upload_status",
             error,
         }

@@ -71,16 +71,21 @@ impl RepoTransport for LocalTransport<'_> {
     }
 }
 
-/// A canister error, with the method that returned it.
+/// A canister error, with the canister and method that returned it.
 #[derive(Debug)]
 pub struct CanisterError {
+    pub canister: &'static str,
     pub method: &'static str,
     pub error: Error,
 }
 
 impl std::fmt::Display for CanisterError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "model_repo.{} refused: {}", self.method, self.error)
+        write!(
+            f,
+            "{}.{} refused: {}",
+            self.canister, self.method, self.error
+        )
     }
 }
 
@@ -91,17 +96,27 @@ pub struct RepoClient<T> {
     pub transport: T,
 }
 
-fn encode<A: ArgumentEncoder>(args: A) -> Result<Vec<u8>> {
+pub(crate) fn encode<A: ArgumentEncoder>(args: A) -> Result<Vec<u8>> {
     candid::encode_args(args).context("encoding the call's arguments")
 }
 
-fn decode<R: CandidType + DeserializeOwned>(method: &'static str, reply: &[u8]) -> Result<R> {
+pub(crate) fn decode<R: CandidType + DeserializeOwned>(
+    method: &'static str,
+    reply: &[u8],
+) -> Result<R> {
     candid::decode_one(reply).with_context(|| format!("decoding the reply of {method}"))
 }
 
 /// Turns `Result<R, Error>` replies into `anyhow` errors that name the method.
 fn typed<R>(method: &'static str, reply: Result<R, Error>) -> Result<R> {
-    reply.map_err(|error| CanisterError { method, error }.into())
+    reply.map_err(|error| {
+        CanisterError {
+            canister: "model_repo",
+            method,
+            error,
+        }
+        .into()
+    })
 }
 
 impl<T: RepoTransport> RepoClient<T> {

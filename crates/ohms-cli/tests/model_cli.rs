@@ -4,50 +4,12 @@
 //! requests reported with the canister's typed error.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
+mod cli;
 #[path = "../../ohms-llm/tests/common/mod.rs"]
 mod common;
 
-fn ohms(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ohms"))
-        .args(args)
-        .output()
-        .expect("the ohms binary runs")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("ohms-cli-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-/// The folder `scripts/build` writes the canisters to (`$OHMS_WASM_DIR` or `<repo>/wasm`).
-/// Under CI (`CI=true`) a missing build fails the test; elsewhere the test is skipped.
-fn wasm_dir() -> Option<PathBuf> {
-    let dir = std::env::var_os("OHMS_WASM_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../wasm"));
-    if dir.join("model_repo.wasm").is_file() {
-        return Some(dir);
-    }
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!(
-            "{} is missing: run scripts/build first",
-            dir.join("model_repo.wasm").display()
-        );
-    }
-    eprintln!(
-        "skipping: {} is not built (scripts/build)",
-        dir.join("model_repo.wasm").display()
-    );
-    None
-}
+use cli::{deploy_inputs, ohms, scratch, text};
 
 fn path(p: &Path) -> &str {
     p.to_str().unwrap()
@@ -58,7 +20,7 @@ fn upload_interrupt_resume_activate_list_and_read_back_stories260k() {
     let Some(fixture) = common::fixture("stories260Ktok512.gguf") else {
         return;
     };
-    let Some(wasm) = wasm_dir() else {
+    let Some(wasm) = deploy_inputs() else {
         return;
     };
     let dir = scratch("model");

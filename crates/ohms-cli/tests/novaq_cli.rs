@@ -1,24 +1,14 @@
 //! The `ohms novaq` commands as a user runs them: exit codes and messages.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
-fn ohms(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ohms"))
-        .args(args)
-        .output()
-        .expect("the ohms binary runs")
-}
+mod cli;
+
+use cli::{ohms, scratch};
 
 fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("ohms-cli-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
 }
 
 // ohms-llm's fixture lookup, shared rather than copied: `$OHMS_FIXTURES` or
