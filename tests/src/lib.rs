@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use candid::utils::ArgumentEncoder;
 use candid::{CandidType, Principal};
 use ic_test_env::{CallError, TestEnv};
-use icp_ledger_fixture::{Funded, LedgerSetup};
+use icp_ledger_fixture::{Archiving, Funded, LedgerSetup};
 use ohms_types::{EconomicsInitArgs, EconomicsInstallArgs, InitArgs, InstallArgs, Siblings};
 use serde::de::DeserializeOwned;
 
@@ -78,6 +78,11 @@ impl Suite {
     /// Installs the ICP ledger with [`FUNDED_USERS`] funded, creates the five canisters, then
     /// installs each with the others registered as siblings (economics with the ledger's id).
     pub fn deploy() -> Self {
+        Self::deploy_with_archiving(None)
+    }
+
+    /// [`Suite::deploy`] with a ledger that moves old blocks to archive canisters.
+    pub fn deploy_with_archiving(archive: Option<Archiving>) -> Self {
         let mut env = TestEnv::new();
         let ledger = env.create_canister_with_controllers(vec![controller()]);
         env.add_cycles(ledger, INITIAL_CYCLES);
@@ -88,6 +93,7 @@ impl Suite {
                 .map(|name| Funded::main_account(user(name), FUNDED_E8S))
                 .collect(),
             fee_e8s: LEDGER_FEE_E8S,
+            archive,
         };
         let ledger_wasm = icp_ledger_fixture::wasm().unwrap_or_else(|err| panic!("{err}"));
         env.install_canister(

@@ -29,7 +29,10 @@ struct Econ {
 
 impl Econ {
     fn new() -> Self {
-        let suite = Suite::deploy();
+        Self::on(Suite::deploy())
+    }
+
+    fn on(suite: Suite) -> Self {
         Self {
             economics: suite.id("economics"),
             ledger: suite.ledger,
@@ -1514,4 +1517,155 @@ fn reservations_expire_and_registered_agent_canisters_report_usage() {
     assert_eq!(usage.limits.unwrap().tokens_left, 100_000 - 500);
     // 500 tokens of 100,000 at 1 ICP a month: 1,000 e8s a token.
     assert_eq!(usage.cost_estimate_e8s, 500_000);
+}
+
+#[test]
+fn an_outcome_past_the_deduplication_window_waits_for_an_administrator() {
+    let mut e = Econ::new();
+    e.approve(alice(), 10 * BASIC_PRICE);
+    let before = e.balance(alice(), None);
+    let fault = Fault::LoseReply {
+        canister: e.economics,
+        callee: e.ledger,
+        method: Some("icrc2_transfer_from".into()),
+    };
+    if !e.suite.env.inject_fault(fault) {
+        eprintln!("skipped: this backend cannot inject faults");
+        return;
+    }
+    let Err(Error::Payment(PaymentError::Pending { payment_id })) =
+        e.subscribe(alice(), Tier::Basic, 1, None)
+    else {
+        panic!("the lost reply leaves the payment pending")
+    };
+    // The ledger stops: the timer's repeats fail as calls, which proves nothing about the
+    // first attempt (it went through), so the payment stays pending instead of failing.
+    let ledger = e.ledger;
+    e.suite
+        .env
+        .stop_canister(ledger, Some(controller()))
+        .unwrap();
+    e.advance(Duration::from_secs(120));
+    assert_eq!(e.pending().len(), 1);
+    // A day later the ledger is back, but a repeat could no longer be deduplicated: the entry
+    // waits for an administrator and blocks nobody.
+    e.advance(DAY);
+    e.suite
+        .env
+        .start_canister(ledger, Some(controller()))
+        .unwrap();
+    e.advance(Duration::from_secs(120));
+    assert_eq!(e.pending().len(), 1, "not repeated past the window");
+    assert_eq!(
+        e.balance(alice(), None),
+        before - BASIC_PRICE - LEDGER_FEE_E8S
+    );
+    // An administrator looks the transfer up on the ledger (its last block) and records it.
+    let chain: ic_ledger_types::QueryBlocksResponse = e.suite.query(
+        ledger,
+        alice(),
+        "query_blocks",
+        (ic_ledger_types::GetBlocksArgs {
+            start: 0,
+            length: 0,
+        },),
+    );
+    let block = chain.chain_length - 1;
+    let not_admin: Result<(), Error> = {
+        let economics = e.economics;
+        e.suite.update(
+            economics,
+            alice(),
+            "resolve_settlement",
+            (ohms_types::SettlementRef::Payment(payment_id), Some(block)),
+        )
+    };
+    assert!(matches!(not_admin, Err(Error::NotAuthorized { .. })));
+    let economics = e.economics;
+    let resolved: Result<(), Error> = e.suite.update(
+        economics,
+        controller(),
+        "resolve_settlement",
+        (ohms_types::SettlementRef::Payment(payment_id), Some(block)),
+    );
+    resolved.unwrap();
+    assert!(e.pending().is_empty());
+    let receipts = e.receipts(alice());
+    assert_eq!(
+        (receipts[0].status.clone(), receipts[0].block_index),
+        (PaymentStatus::Completed, Some(block))
+    );
+    assert_eq!(
+        e.subscription(alice()).unwrap().state,
+        SubscriptionState::Active
+    );
+    let audit: Result<Paged<ohms_types::AuditEntry>, Error> =
+        e.query(controller(), "audit_log", Page::default());
+    assert!(
+        audit
+            .unwrap()
+            .items
+            .iter()
+            .any(|entry| entry.method == "resolve_settlement")
+    );
+}
+
+#[test]
+fn a_deposit_in_an_archived_block_is_read_from_the_archive() {
+    // The ledger keeps at most 8 blocks and archives the oldest 4 each time.
+    let archiving = icp_ledger_fixture::Archiving {
+        trigger_threshold: 8,
+        num_blocks_to_archive: 4,
+        controller: controller(),
+        cycles_for_archive_creation: 10_000_000_000_000,
+    };
+    let mut e = Econ::on(Suite::deploy_with_archiving(Some(archiving)));
+    let mine = deposit_account(&mut e, alice());
+    let to_mine = IcrcAccount {
+        owner: mine.account.owner,
+        subaccount: mine.account.subaccount,
+    };
+    let block = e.transfer(alice(), to_mine, 2 * BASIC_PRICE);
+    let carol = IcrcAccount {
+        owner: user("carol"),
+        subaccount: None,
+    };
+    for _ in 0..12 {
+        e.transfer(bob(), carol, 1_000_000);
+    }
+    for _ in 0..20 {
+        e.suite.env.tick();
+    }
+    // The ledger itself no longer holds the block: it points to an archive.
+    let ledger = e.ledger;
+    let response: ic_ledger_types::QueryBlocksResponse = e.suite.query(
+        ledger,
+        alice(),
+        "query_blocks",
+        (ic_ledger_types::GetBlocksArgs {
+            start: block,
+            length: 1,
+        },),
+    );
+    assert!(
+        response.first_block_index > block,
+        "block {block} is archived"
+    );
+    assert!(response.blocks.is_empty());
+    assert_eq!(response.archived_blocks.len(), 1);
+    // Economics follows the archive's callback, checks the block and credits it once.
+    let credit = verify(&mut e, alice(), block).unwrap();
+    assert_eq!(
+        (credit.amount_e8s, credit.credit_e8s),
+        (2 * BASIC_PRICE, 2 * BASIC_PRICE)
+    );
+    assert!(matches!(
+        verify(&mut e, alice(), block),
+        Err(Error::Payment(PaymentError::AlreadyCredited { .. }))
+    ));
+    // A transfer to someone else, archived too, is still not Alice's.
+    assert!(matches!(
+        verify(&mut e, alice(), block + 1),
+        Err(Error::Payment(PaymentError::NotYours { .. }))
+    ));
 }

@@ -55,6 +55,7 @@ impl Ledger {
             minting_owner: Principal::self_authenticating(b"icrc1-test-suite minter"),
             funded: vec![Funded::main_account(principal, ROOT_E8S)],
             fee_e8s: icp_ledger_fixture::MAINNET_FEE_E8S,
+            archive: None,
         };
         let canister = env.create_canister();
         env.add_cycles(canister, 100_000_000_000_000);

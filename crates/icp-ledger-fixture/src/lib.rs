@@ -2,8 +2,9 @@
 //!
 //! The module is the real ledger (`../shared/fixtures/icp-ledger.wasm.gz`, the one that holds
 //! ICP on mainnet as `ryjl3-tyaaa-aaaaa-aaaba-cai`); this crate only finds it and builds its init
-//! argument: a minting account, funded accounts, the fee, ICRC-2 switched on and no archive
-//! (an archive would need cycles and canister creation).
+//! argument: a minting account, funded accounts, the fee, ICRC-2 switched on, and no archive
+//! unless asked for (the ledger then creates archive canisters itself, paying for them from its
+//! own cycles, as on mainnet).
 
 use std::path::{Path, PathBuf};
 
@@ -61,6 +62,19 @@ pub struct LedgerSetup {
     pub minting_owner: Principal,
     pub funded: Vec<Funded>,
     pub fee_e8s: u64,
+    /// Move old blocks to archive canisters (none when absent).
+    pub archive: Option<Archiving>,
+}
+
+/// When the ledger archives: once it holds `trigger_threshold` blocks, it moves the oldest
+/// `num_blocks_to_archive` to an archive canister it creates (controlled by `controller`).
+#[derive(Debug, Clone, Copy)]
+pub struct Archiving {
+    pub trigger_threshold: u64,
+    pub num_blocks_to_archive: u64,
+    pub controller: Principal,
+    /// Cycles the ledger gives each archive it creates.
+    pub cycles_for_archive_creation: u64,
 }
 
 /// The legacy account identifier of an ICRC-1 account, as the ledger's text form (hex).
@@ -89,7 +103,16 @@ pub fn init_arg(setup: &LedgerSetup) -> Vec<u8> {
             .collect(),
         max_message_size_bytes: None,
         transaction_window: None,
-        archive_options: None,
+        archive_options: setup.archive.map(|archive| ArchiveOptions {
+            trigger_threshold: archive.trigger_threshold,
+            num_blocks_to_archive: archive.num_blocks_to_archive,
+            node_max_memory_size_bytes: None,
+            max_message_size_bytes: None,
+            controller_id: archive.controller,
+            more_controller_ids: None,
+            cycles_for_archive_creation: Some(archive.cycles_for_archive_creation),
+            max_transactions_per_response: None,
+        }),
         send_whitelist: vec![],
         transfer_fee: Some(Tokens::from_e8s(setup.fee_e8s)),
         token_symbol: Some("ICP".into()),
@@ -113,12 +136,24 @@ struct InitArgs {
     initial_values: Vec<(String, Tokens)>,
     max_message_size_bytes: Option<u64>,
     transaction_window: Option<Duration>,
-    archive_options: Option<()>,
+    archive_options: Option<ArchiveOptions>,
     send_whitelist: Vec<Principal>,
     transfer_fee: Option<Tokens>,
     token_symbol: Option<String>,
     token_name: Option<String>,
     feature_flags: Option<FeatureFlags>,
+}
+
+#[derive(CandidType, Deserialize)]
+struct ArchiveOptions {
+    trigger_threshold: u64,
+    num_blocks_to_archive: u64,
+    node_max_memory_size_bytes: Option<u64>,
+    max_message_size_bytes: Option<u64>,
+    controller_id: Principal,
+    more_controller_ids: Option<Vec<Principal>>,
+    cycles_for_archive_creation: Option<u64>,
+    max_transactions_per_response: Option<u64>,
 }
 
 #[derive(CandidType, Deserialize)]

@@ -289,3 +289,43 @@ fn the_ingress_history_is_pruned() {
     ic.tick();
     assert!(ic.ingress_status(call).is_none());
 }
+
+/// The 32-bit stable memory API (which the ICP ledger's archive still uses) addresses the same
+/// memory as the 64-bit one.
+#[test]
+fn the_32_bit_stable_api_shares_the_64_bit_ones_memory() {
+    let (mut ic, canister) = installed(
+        r#"(module
+  (import "ic0" "msg_reply" (func $reply))
+  (import "ic0" "msg_reply_data_append" (func $append (param i32 i32)))
+  (import "ic0" "stable_size" (func $size (result i32)))
+  (import "ic0" "stable_grow" (func $grow (param i32) (result i32)))
+  (import "ic0" "stable_write" (func $write (param i32 i32 i32)))
+  (import "ic0" "stable_read" (func $read (param i32 i32 i32)))
+  (import "ic0" "stable64_read" (func $read64 (param i64 i64 i64)))
+  (memory 1)
+  (data (i32.const 0) "ohms")
+  (func (export "canister_update roundtrip")
+    ;; grow by 2 pages from 0: returns the old size, 0
+    (i32.store (i32.const 16) (call $grow (i32.const 2)))
+    (i32.store (i32.const 20) (call $size))
+    ;; growing past 4 GiB fails with -1
+    (i32.store (i32.const 24) (call $grow (i32.const 65535)))
+    (call $write (i32.const 70000) (i32.const 0) (i32.const 4))
+    (call $read (i32.const 28) (i32.const 70000) (i32.const 4))
+    (call $read64 (i64.const 32) (i64.const 70000) (i64.const 4))
+    (call $append (i32.const 16) (i32.const 20))
+    (call $reply)))"#,
+    );
+    let reply = ic
+        .update_call(canister, Principal::anonymous(), "roundtrip", vec![])
+        .unwrap();
+    let word = |i: usize| i32::from_le_bytes(reply[i * 4..i * 4 + 4].try_into().unwrap());
+    assert_eq!((word(0), word(1), word(2)), (0, 2, -1));
+    assert_eq!(&reply[12..16], b"ohms");
+    assert_eq!(
+        &reply[16..20],
+        b"ohms",
+        "the 64-bit API reads what the 32-bit one wrote"
+    );
+}

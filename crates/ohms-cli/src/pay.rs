@@ -51,6 +51,7 @@ pub fn install_icp_ledger(ic: &mut LocalIc, controller: Principal) -> Result<(Pr
         minting_owner: minting_owner(),
         funded: vec![Funded::main_account(demo_user(), DEMO_USER_E8S)],
         fee_e8s: MAINNET_FEE_E8S,
+        archive: None,
     };
     let settings = CanisterSettings {
         controllers: Some(vec![controller]),

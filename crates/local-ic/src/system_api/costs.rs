@@ -96,6 +96,10 @@ ic0_costs! {
     stable64_grow = 100, 0;
     stable64_write = 20, 1; // size, plus DIRTY_PAGE_OVERHEAD per page dirtied first
     stable64_read = 20, 1; // size
+    stable_size = 0, 0; // the 32-bit API (still offered, used by e.g. the ICP ledger's archive)
+    stable_grow = 100, 0;
+    stable_write = 20, 1; // size, plus DIRTY_PAGE_OVERHEAD per page dirtied first
+    stable_read = 20, 1; // size
     root_key_size = 500, 0;
     root_key_copy = 500, 1; // size
     certified_data_set = 500, 1; // size

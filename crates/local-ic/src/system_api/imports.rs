@@ -595,43 +595,125 @@ fn link_stable(l: &mut Linker<SystemState>) -> Result<(), Error> {
     l.func_wrap(
         "ic0",
         "stable64_write",
-        |mut c: Ctx<'_>, offset: i64, src: i64, size: i64| {
-            let first_dirtied = c
-                .data_mut()
-                .dirty_stable_pages(offset as u64, size as u64)?;
-            charge(&mut c, costs::stable64_write, size as u64)?;
-            charge_instructions(
-                &mut c,
-                first_dirtied.saturating_mul(costs::DIRTY_PAGE_OVERHEAD),
-            )?;
+        |c: Ctx<'_>, offset: i64, src: i64, size: i64| {
             let (src, size) = wasm32_range(src, size, "stable64_write")?;
-            let bytes = read_heap(&mut c, src, size, "stable64_write")?;
-            c.data_mut()
-                .stable
-                .write(offset as u64, &bytes)
-                .map_err(|e| trap(TrapCause::StableOutOfBounds(e.to_string())))
+            stable_write(c, costs::stable64_write, offset as u64, src, size)
         },
     )?;
     l.func_wrap(
         "ic0",
         "stable64_read",
-        |mut c: Ctx<'_>, dst: i64, offset: i64, size: i64| {
-            charge(&mut c, costs::stable64_read, size as u64)?;
+        |c: Ctx<'_>, dst: i64, offset: i64, size: i64| {
             let (dst, size) = wasm32_range(dst, size, "stable64_read")?;
-            // Straight into the heap: the host allocates nothing a canister could inflate.
-            let memory = heap::memory(&c)?;
-            let (heap, state) = memory.data_and_store_mut(&mut c);
-            let written = heap::range(dst, size)
-                .filter(|r| r.end <= heap.len())
-                .ok_or_else(|| trap(TrapCause::HeapOutOfBounds("stable64_read")))?;
-            state
-                .stable
-                .read(offset as u64, &mut heap[written.clone()])
-                .map_err(|e| trap(TrapCause::StableOutOfBounds(e.to_string())))?;
-            heap::mark_written(&mut c, written);
-            Ok(())
+            stable_read(c, costs::stable64_read, dst, offset as u64, size)
         },
     )?;
+    link_stable32(l)
+}
+
+/// The 32-bit stable memory API, which the IC still offers beside the 64-bit one: the same
+/// memory, addressed with 32-bit offsets; each function traps once the memory is larger than
+/// the 4 GiB it can address, and growing past that fails (-1).
+fn link_stable32(l: &mut Linker<SystemState>) -> Result<(), Error> {
+    l.func_wrap(
+        "ic0",
+        "stable_size",
+        |mut c: Ctx<'_>| -> Result<i32, Error> {
+            charge(&mut c, costs::stable_size, 0)?;
+            stable32_pages(&c, "stable_size").map(|pages| pages as i32)
+        },
+    )?;
+    l.func_wrap(
+        "ic0",
+        "stable_grow",
+        |mut c: Ctx<'_>, new_pages: i32| -> Result<i32, Error> {
+            charge(&mut c, costs::stable_grow, 0)?;
+            let pages = stable32_pages(&c, "stable_grow")?;
+            if pages + u64::from(new_pages as u32) > STABLE32_MAX_PAGES {
+                return Ok(-1);
+            }
+            let s = c.data_mut();
+            let max = s.max_stable_pages;
+            Ok(s.stable
+                .grow(u64::from(new_pages as u32), max)
+                .map_or(-1, |old| old as i32))
+        },
+    )?;
+    l.func_wrap(
+        "ic0",
+        "stable_write",
+        |c: Ctx<'_>, offset: i32, src: i32, size: i32| {
+            stable32_pages(&c, "stable_write")?;
+            stable_write(c, costs::stable_write, u64::from(offset as u32), src, size)
+        },
+    )?;
+    l.func_wrap(
+        "ic0",
+        "stable_read",
+        |c: Ctx<'_>, dst: i32, offset: i32, size: i32| {
+            stable32_pages(&c, "stable_read")?;
+            stable_read(c, costs::stable_read, dst, u64::from(offset as u32), size)
+        },
+    )?;
+    Ok(())
+}
+
+/// 4 GiB of 64 KiB pages: what 32-bit offsets address.
+const STABLE32_MAX_PAGES: u64 = 1 << 16;
+
+fn stable32_pages(c: &Ctx<'_>, function: &'static str) -> Result<u64, Error> {
+    let pages = c.data().stable.size_pages();
+    if pages > STABLE32_MAX_PAGES {
+        return Err(trap(TrapCause::StableOutOfBounds(format!(
+            "ic0.{function}: stable memory is larger than the 4 GiB the 32-bit API addresses"
+        ))));
+    }
+    Ok(pages)
+}
+
+/// `size` heap bytes at `src` to stable memory at `offset`.
+fn stable_write(
+    mut c: Ctx<'_>,
+    cost: costs::Ic0Cost,
+    offset: u64,
+    src: i32,
+    size: i32,
+) -> Result<(), Error> {
+    let first_dirtied = c
+        .data_mut()
+        .dirty_stable_pages(offset, u64::from(size as u32))?;
+    charge(&mut c, cost, u64::from(size as u32))?;
+    charge_instructions(
+        &mut c,
+        first_dirtied.saturating_mul(costs::DIRTY_PAGE_OVERHEAD),
+    )?;
+    let bytes = read_heap(&mut c, src, size, cost.name)?;
+    c.data_mut()
+        .stable
+        .write(offset, &bytes)
+        .map_err(|e| trap(TrapCause::StableOutOfBounds(e.to_string())))
+}
+
+/// `size` stable bytes at `offset` into the heap at `dst`.
+fn stable_read(
+    mut c: Ctx<'_>,
+    cost: costs::Ic0Cost,
+    dst: i32,
+    offset: u64,
+    size: i32,
+) -> Result<(), Error> {
+    charge(&mut c, cost, u64::from(size as u32))?;
+    // Straight into the heap: the host allocates nothing a canister could inflate.
+    let memory = heap::memory(&c)?;
+    let (heap, state) = memory.data_and_store_mut(&mut c);
+    let written = heap::range(dst, size)
+        .filter(|r| r.end <= heap.len())
+        .ok_or_else(|| trap(TrapCause::HeapOutOfBounds(cost.name)))?;
+    state
+        .stable
+        .read(offset, &mut heap[written.clone()])
+        .map_err(|e| trap(TrapCause::StableOutOfBounds(e.to_string())))?;
+    heap::mark_written(&mut c, written);
     Ok(())
 }
 
