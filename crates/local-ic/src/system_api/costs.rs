@@ -10,7 +10,7 @@
 //! Exact: every overhead and per-byte factor below, and the stable memory charges (reads and
 //! writes pay 20 plus their length; writes pay 1,000 more for every 4 KiB page they dirty
 //! first in the message, the application-subnet `dirty_page_overhead`; growing pays 100;
-//! `stable64_size` nothing beyond the call). Approximated: the logging charge of
+//! `stable64_size` nothing beyond the call; the 32-bit `stable_*` functions cost the same). Approximated: the logging charge of
 //! `debug_print` and `trap` (`2·min(L, capacity) + 50·min(L, remaining)`) takes the remaining
 //! log space as what this message has not yet logged of the 4 KiB capacity; `debug_print` is
 //! charged as on an application subnet, where debug printing is rate-limited (no `+L`).
