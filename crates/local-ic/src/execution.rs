@@ -4,7 +4,7 @@
 //! its counter global is set to the message's limit, and what is left afterwards says how many
 //! IC instructions it used; the engine's own metering is off. Compiled modules are kept for the
 //! process by the hash of their instrumented bytes, so installing the same wasm again (every
-//! test does) does not compile it again.
+//! test does) does not compile it again, and on disk for later processes (`module_cache`).
 //!
 //! A [`LiveInstance`] is a cache: the truth is the committed [`WasmHeap`] in the canister state.
 //! Before a message the instance is brought in line with it (a no-op when the last message
@@ -22,6 +22,7 @@ use wasmtime::{
 
 use crate::canister::{GlobalValue, WasmHeap};
 use crate::instrument;
+use crate::module_cache;
 use crate::stable_memory::PAGE_SIZE;
 use crate::system_api::{self, SystemState, TrapCause, WasmClosure};
 use crate::wasm_module::{self, ModuleError, PreparedModule, TABLE_EXPORT};
@@ -122,8 +123,9 @@ fn engine() -> &'static Engine {
     })
 }
 
-/// The compiled form of `prepared`, compiled once per process: tests install the same wasm in
-/// many networks, and Cranelift takes about a second for a canister.
+/// The compiled form of `prepared`, compiled once per process (tests install the same wasm in
+/// many networks, and Cranelift takes about a second for a canister) and kept on disk for the
+/// next process (see `module_cache`).
 fn compile(prepared: &PreparedModule) -> Result<Module, InstantiateError> {
     static COMPILED: OnceLock<Mutex<HashMap<[u8; 32], Module>>> = OnceLock::new();
     let key: [u8; 32] = Sha256::digest(&prepared.wasm).into();
@@ -134,8 +136,15 @@ fn compile(prepared: &PreparedModule) -> Result<Module, InstantiateError> {
     if let Some(module) = compiled.get(&key) {
         return Ok(module.clone());
     }
-    let module = Module::new(engine(), &prepared.wasm)
-        .map_err(|e| InstantiateError::Module(ModuleError::Invalid(e.to_string())))?;
+    let module = match module_cache::load(engine(), &key) {
+        Some(module) => module,
+        None => {
+            let module = Module::new(engine(), &prepared.wasm)
+                .map_err(|e| InstantiateError::Module(ModuleError::Invalid(e.to_string())))?;
+            module_cache::store(&key, &module);
+            module
+        }
+    };
     compiled.insert(key, module.clone());
     Ok(module)
 }

@@ -25,7 +25,7 @@
 //! Layers, bottom up: `wasm_module` (validation), `instrument` (metering and the host's exports,
 //! as the replica instruments modules) and `write_barrier`, `system_api` (the
 //! `ic0` imports over a staged per-message state), `execution` (one entry point on a cached
-//! wasmtime instance), `scheduler` (messages, call contexts, callbacks, rounds), `management`
+//! wasmtime instance; `module_cache` keeps compiled modules on disk between processes), `scheduler` (messages, call contexts, callbacks, rounds), `management`
 //! (`aaaaa-aa`), `local_ic` (the test API). An HTTP front end speaking the IC HTTP interface
 //! maps `call` onto `Network::submit_ingress`, `query` onto `Network::query` and `read_state`
 //! onto the ingress statuses kept in [`NetworkState`]; persisting a network is writing that
@@ -41,6 +41,7 @@ mod ids;
 mod instrument;
 mod local_ic;
 mod management;
+mod module_cache;
 mod network;
 mod reject;
 mod scheduler;
