@@ -341,13 +341,7 @@ fn a_trap_after_the_ledger_replied_is_settled_by_the_retry_charging_once() {
     let mut e = Econ::new();
     e.approve(alice(), 10 * BASIC_PRICE);
     let before = e.balance(alice(), None);
-    let fault = Fault::TrapInCallback {
-        canister: e.economics,
-        callee: e.ledger,
-        method: Some("icrc2_transfer_from".into()),
-    };
-    if !e.suite.env.inject_fault(fault) {
-        eprintln!("skipped: this backend cannot inject faults");
+    if !e.fault_on_next_transfer_from(FaultKind::TrapInCallback) {
         return;
     }
     let economics = e.economics;
@@ -397,13 +391,7 @@ fn a_lost_reply_is_settled_by_the_timer_exactly_once() {
     let mut e = Econ::new();
     e.approve(alice(), 10 * BASIC_PRICE);
     let before = e.balance(alice(), None);
-    let fault = Fault::LoseReply {
-        canister: e.economics,
-        callee: e.ledger,
-        method: Some("icrc2_transfer_from".into()),
-    };
-    if !e.suite.env.inject_fault(fault) {
-        eprintln!("skipped: this backend cannot inject faults");
+    if !e.fault_on_next_transfer_from(FaultKind::LoseReply) {
         return;
     }
     let err = e.subscribe(alice(), Tier::Basic, 1, None).unwrap_err();
@@ -632,15 +620,7 @@ fn quotas_and_rate_limits_deny_at_the_boundary_and_reset_monthly() {
     let mut e = Econ::new();
     let relay = relay_as_factory(&mut e);
     // Without a subscription.
-    let decision: Result<Decision, Error> = {
-        let economics = e.economics;
-        e.suite.query(
-            economics,
-            alice(),
-            "authorize",
-            (alice(), Action::SubmitTask),
-        )
-    };
+    let decision: Result<Decision, Error> = e.authorize(alice(), alice(), Action::SubmitTask);
     assert!(matches!(
         decision.unwrap(),
         Decision::Deny {
@@ -650,9 +630,7 @@ fn quotas_and_rate_limits_deny_at_the_boundary_and_reset_monthly() {
     ));
     // Strangers may not ask about Alice.
     let economics = e.economics;
-    let stranger: Result<Decision, Error> =
-        e.suite
-            .query(economics, bob(), "authorize", (alice(), Action::SubmitTask));
+    let stranger: Result<Decision, Error> = e.authorize(bob(), alice(), Action::SubmitTask);
     assert!(matches!(stranger, Err(Error::NotAuthorized { .. })));
     // Nor reserve for her.
     let denied: Result<Grant, Error> =
@@ -662,17 +640,7 @@ fn quotas_and_rate_limits_deny_at_the_boundary_and_reset_monthly() {
 
     e.approve(alice(), 10 * BASIC_PRICE);
     e.subscribe(alice(), Tier::Basic, 3, None).unwrap();
-    let decision: Result<Decision, Error> = e.suite.query(
-        economics,
-        alice(),
-        "authorize",
-        (
-            alice(),
-            Action::Inference {
-                estimated_tokens: 1_000,
-            },
-        ),
-    );
+    let decision: Result<Decision, Error> = e.authorize(alice(), alice(), inference(1_000));
     let Decision::Allow { limits } = decision.unwrap() else {
         panic!()
     };
@@ -682,95 +650,33 @@ fn quotas_and_rate_limits_deny_at_the_boundary_and_reset_monthly() {
     );
 
     // Tokens: 100,000 a month. Reserve 60,000 and commit 60,000; 40,001 more is denied.
-    let grant: Result<Grant, Error> = relayed(
-        &mut e,
-        relay,
-        "reserve",
-        (
-            alice(),
-            Action::Inference {
-                estimated_tokens: 60_000,
-            },
-        ),
-    );
-    let Grant::Reserved(reservation) = grant.unwrap() else {
-        panic!()
-    };
-    let committed: Result<(), Error> = relayed(
-        &mut e,
-        relay,
-        "commit",
-        (
-            reservation.id,
-            UsageReport {
-                tokens_in: 10_000,
-                tokens_out: 50_000,
-                ..UsageReport::default()
-            },
-        ),
-    );
+    let grant = e.reserve(relay, alice(), inference(60_000));
+    let reservation = reserved(grant);
+    let committed = e.commit(relay, reservation.id, tokens(10_000, 50_000));
     committed.unwrap();
-    let over: Result<Grant, Error> = relayed(
-        &mut e,
-        relay,
-        "reserve",
-        (
-            alice(),
-            Action::Inference {
-                estimated_tokens: 40_001,
-            },
-        ),
-    );
+    let over = e.reserve(relay, alice(), inference(40_001));
     assert!(
         matches!(over.unwrap(), Grant::Denied { reason: DenyReason::QuotaExceeded { quota, limit: 100_000, used: 60_000, requested: 40_001 }, .. } if quota == "tokens_per_month")
     );
-    let exact: Result<Grant, Error> = relayed(
-        &mut e,
-        relay,
-        "reserve",
-        (
-            alice(),
-            Action::Inference {
-                estimated_tokens: 40_000,
-            },
-        ),
-    );
-    let Grant::Reserved(held) = exact.unwrap() else {
-        panic!()
-    };
+    let exact = e.reserve(relay, alice(), inference(40_000));
+    let held = reserved(exact);
     // Released, it is available again.
-    let released: Result<(), Error> = relayed(&mut e, relay, "release", (held.id,));
+    let released = e.release(relay, held.id);
     released.unwrap();
 
     // Agents: 5 at most.
-    let grant: Result<Grant, Error> = relayed(
-        &mut e,
+    let grant = e.reserve(relay, alice(), Action::CreateAgents { count: 5 });
+    let r = reserved(grant);
+    let done = e.commit(
         relay,
-        "reserve",
-        (alice(), Action::CreateAgents { count: 5 }),
-    );
-    let Grant::Reserved(r) = grant.unwrap() else {
-        panic!()
-    };
-    let done: Result<(), Error> = relayed(
-        &mut e,
-        relay,
-        "commit",
-        (
-            r.id,
-            UsageReport {
-                agents_created: 5,
-                ..UsageReport::default()
-            },
-        ),
+        r.id,
+        UsageReport {
+            agents_created: 5,
+            ..UsageReport::default()
+        },
     );
     done.unwrap();
-    let sixth: Result<Grant, Error> = relayed(
-        &mut e,
-        relay,
-        "reserve",
-        (alice(), Action::CreateAgents { count: 1 }),
-    );
+    let sixth = e.reserve(relay, alice(), Action::CreateAgents { count: 1 });
     assert!(
         matches!(sixth.unwrap(), Grant::Denied { reason: DenyReason::QuotaExceeded { quota, .. }, .. } if quota == "agents")
     );
@@ -782,12 +688,10 @@ fn quotas_and_rate_limits_deny_at_the_boundary_and_reset_monthly() {
     let set: Result<(), Error> = e.update(controller(), "set_tier", basic);
     set.unwrap();
     for _ in 0..5 {
-        let grant: Result<Grant, Error> =
-            relayed(&mut e, relay, "reserve", (alice(), Action::SubmitTask));
+        let grant = e.reserve(relay, alice(), Action::SubmitTask);
         assert!(matches!(grant.unwrap(), Grant::Reserved(_)));
     }
-    let limited: Result<Grant, Error> =
-        relayed(&mut e, relay, "reserve", (alice(), Action::SubmitTask));
+    let limited = e.reserve(relay, alice(), Action::SubmitTask);
     assert!(matches!(
         limited.unwrap(),
         Grant::Denied {
@@ -806,17 +710,7 @@ fn quotas_and_rate_limits_deny_at_the_boundary_and_reset_monthly() {
         .as_secs();
     let to_next_month = next_month_start(now) - now + 60;
     e.advance(Duration::from_secs(to_next_month));
-    let decision: Result<Decision, Error> = e.suite.query(
-        economics,
-        alice(),
-        "authorize",
-        (
-            alice(),
-            Action::Inference {
-                estimated_tokens: 100_000,
-            },
-        ),
-    );
+    let decision: Result<Decision, Error> = e.authorize(alice(), alice(), inference(100_000));
     assert!(
         matches!(decision.unwrap(), Decision::Allow { .. }),
         "the month's tokens reset"
@@ -827,6 +721,108 @@ fn quotas_and_rate_limits_deny_at_the_boundary_and_reset_monthly() {
 fn next_month_start(secs: u64) -> u64 {
     use ohms_types::calendar::{NANOS_PER_SECOND, month_of, month_start};
     month_start(month_of(secs * NANOS_PER_SECOND) + 1) / NANOS_PER_SECOND
+}
+
+#[derive(Clone, Copy)]
+enum FaultKind {
+    TrapInCallback,
+    LoseReply,
+}
+
+impl Econ {
+    /// Injects a fault (`Fault::TrapInCallback` or `Fault::LoseReply`) on economics' next
+    /// `icrc2_transfer_from`; false, with a notice, where the backend cannot inject faults.
+    fn fault_on_next_transfer_from(&mut self, kind: FaultKind) -> bool {
+        let (canister, callee) = (self.economics, self.ledger);
+        let method = Some("icrc2_transfer_from".to_string());
+        let fault = match kind {
+            FaultKind::TrapInCallback => Fault::TrapInCallback {
+                canister,
+                callee,
+                method,
+            },
+            FaultKind::LoseReply => Fault::LoseReply {
+                canister,
+                callee,
+                method,
+            },
+        };
+        let injected = self.suite.env.inject_fault(fault);
+        if !injected {
+            eprintln!("skipped: this backend cannot inject faults");
+        }
+        injected
+    }
+}
+
+/// The reservation a grant holds (the test expected no denial).
+fn reserved(grant: Result<Grant, Error>) -> ohms_types::Reservation {
+    match grant {
+        Ok(Grant::Reserved(reservation)) => reservation,
+        other => panic!("expected a reservation, got {other:?}"),
+    }
+}
+
+/// An inference estimated at `tokens`.
+fn inference(tokens: u64) -> Action {
+    Action::Inference {
+        estimated_tokens: tokens,
+    }
+}
+
+/// A usage report of tokens only.
+fn tokens(tokens_in: u64, tokens_out: u64) -> UsageReport {
+    UsageReport {
+        tokens_in,
+        tokens_out,
+        ..UsageReport::default()
+    }
+}
+
+/// The policy engine's sibling methods, called through `via` (a relay registered as the agent
+/// factory, or an agent canister).
+impl Econ {
+    fn authorize(
+        &mut self,
+        caller: Principal,
+        principal: Principal,
+        action: Action,
+    ) -> Result<Decision, Error> {
+        let economics = self.economics;
+        self.suite
+            .query(economics, caller, "authorize", (principal, action))
+    }
+
+    fn reserve(
+        &mut self,
+        via: Principal,
+        principal: Principal,
+        action: Action,
+    ) -> Result<Grant, Error> {
+        relayed(self, via, "reserve", (principal, action))
+    }
+
+    fn commit(
+        &mut self,
+        via: Principal,
+        reservation: u64,
+        usage: UsageReport,
+    ) -> Result<(), Error> {
+        relayed(self, via, "commit", (reservation, usage))
+    }
+
+    fn release(&mut self, via: Principal, reservation: u64) -> Result<(), Error> {
+        relayed(self, via, "release", (reservation,))
+    }
+
+    fn report_usage(
+        &mut self,
+        via: Principal,
+        principal: Principal,
+        usage: UsageReport,
+    ) -> Result<(), Error> {
+        relayed(self, via, "report_usage", (principal, usage))
+    }
 }
 
 impl Econ {
@@ -868,13 +864,7 @@ fn auto_renew_charges_on_time_then_falls_to_grace_and_expiry() {
         SubscriptionState::Expired
     );
     assert_eq!(e.treasury(), 2 * BASIC_PRICE, "nothing more was charged");
-    let economics = e.economics;
-    let decision: Result<Decision, Error> = e.suite.query(
-        economics,
-        alice(),
-        "authorize",
-        (alice(), Action::SubmitTask),
-    );
+    let decision: Result<Decision, Error> = e.authorize(alice(), alice(), Action::SubmitTask);
     assert!(matches!(
         decision.unwrap(),
         Decision::Deny {
@@ -910,7 +900,7 @@ fn the_creators_pool_splits_exactly_and_withdrawals_move_money_once() {
             model: Some(ModelId::parse(model, "model").unwrap()),
             agent: Some("agent-1".into()),
         };
-        let done: Result<(), Error> = relayed(&mut e, relay, "report_usage", (alice(), report));
+        let done = e.report_usage(relay, alice(), report);
         done.unwrap();
     }
     let now = e
@@ -1116,34 +1106,10 @@ fn state_and_timers_survive_upgrades() {
         BASIC_PRICE,
     );
     verify(&mut e, bob(), block).unwrap();
-    let grant: Result<Grant, Error> = relayed(
-        &mut e,
-        relay,
-        "reserve",
-        (
-            alice(),
-            Action::Inference {
-                estimated_tokens: 5,
-            },
-        ),
-    );
-    let Grant::Reserved(reservation) = grant.unwrap() else {
-        panic!()
-    };
+    let grant = e.reserve(relay, alice(), inference(5));
+    let reservation = reserved(grant);
     let reserve_commit_start = e.instructions();
-    let committed: Result<(), Error> = relayed(
-        &mut e,
-        relay,
-        "commit",
-        (
-            reservation.id,
-            UsageReport {
-                tokens_in: 3,
-                tokens_out: 2,
-                ..UsageReport::default()
-            },
-        ),
-    );
+    let committed = e.commit(relay, reservation.id, tokens(3, 2));
     committed.unwrap();
     let _ = reserve_commit_start;
     let snapshot = |e: &mut Econ| {
@@ -1218,50 +1184,16 @@ fn benchmark_figures() {
     }
 
     let before = own(&e).unwrap();
-    let decision: Result<Decision, Error> = e.suite.query(
-        economics,
-        alice(),
-        "authorize",
-        (
-            alice(),
-            Action::Inference {
-                estimated_tokens: 100,
-            },
-        ),
-    );
+    let decision: Result<Decision, Error> = e.authorize(alice(), alice(), inference(100));
     assert!(matches!(decision.unwrap(), Decision::Allow { .. }));
     let authorize = own(&e).unwrap() - before;
     bench("authorize", authorize);
 
     for round in 0..2 {
         let before = own(&e).unwrap();
-        let grant: Result<Grant, Error> = relayed(
-            &mut e,
-            relay,
-            "reserve",
-            (
-                alice(),
-                Action::Inference {
-                    estimated_tokens: 100,
-                },
-            ),
-        );
-        let Grant::Reserved(r) = grant.unwrap() else {
-            panic!()
-        };
-        let committed: Result<(), Error> = relayed(
-            &mut e,
-            relay,
-            "commit",
-            (
-                r.id,
-                UsageReport {
-                    tokens_in: 50,
-                    tokens_out: 50,
-                    ..UsageReport::default()
-                },
-            ),
-        );
+        let grant = e.reserve(relay, alice(), inference(100));
+        let r = reserved(grant);
+        let committed = e.commit(relay, r.id, tokens(50, 50));
         committed.unwrap();
         if round == 1 {
             bench("reserve_commit", own(&e).unwrap() - before);
@@ -1272,12 +1204,7 @@ fn benchmark_figures() {
     let start = std::time::Instant::now();
     let n = 2_000;
     for _ in 0..n {
-        let _: Result<Decision, Error> = e.suite.query(
-            economics,
-            alice(),
-            "authorize",
-            (alice(), Action::SubmitTask),
-        );
+        let _: Result<Decision, Error> = e.authorize(alice(), alice(), Action::SubmitTask);
     }
     let per_sec = n as f64 / start.elapsed().as_secs_f64();
     println!("BENCH economics.authorize_per_sec_local {per_sec:.0}");
@@ -1296,8 +1223,7 @@ fn a_pause_refuses_payments_and_reservations_and_metrics_show_the_books() {
     let before = e.balance(alice(), None);
     let refused = e.subscribe(alice(), Tier::Basic, 1, None).unwrap_err();
     assert!(matches!(refused, Error::Paused { .. }), "{refused:?}");
-    let grant: Result<Grant, Error> =
-        relayed(&mut e, relay, "reserve", (alice(), Action::SubmitTask));
+    let grant = e.reserve(relay, alice(), Action::SubmitTask);
     assert!(matches!(
         grant.unwrap(),
         Grant::Denied {
@@ -1379,12 +1305,7 @@ fn upgrade_is_prorated_cancel_ends_without_renewal_and_the_treasury_withdraws() 
         e.suite
             .update(economics, alice(), "cancel_subscription", ());
     assert_eq!(cancelled.unwrap().state, SubscriptionState::Cancelled);
-    let decision: Result<Decision, Error> = e.suite.query(
-        economics,
-        alice(),
-        "authorize",
-        (alice(), Action::UploadModel),
-    );
+    let decision: Result<Decision, Error> = e.authorize(alice(), alice(), Action::UploadModel);
     assert!(
         matches!(decision.unwrap(), Decision::Allow { .. }),
         "Pro may upload models"
@@ -1445,30 +1366,14 @@ fn reservations_expire_and_registered_agent_canisters_report_usage() {
     let factory = relay_as_factory(&mut e);
     e.approve(alice(), 10 * BASIC_PRICE);
     e.subscribe(alice(), Tier::Basic, 1, None).unwrap();
-    let economics = e.economics;
     let tokens_left = |e: &mut Econ| {
-        let d: Result<Decision, Error> = e.suite.query(
-            economics,
-            alice(),
-            "authorize",
-            (alice(), Action::SubmitTask),
-        );
+        let d: Result<Decision, Error> = e.authorize(alice(), alice(), Action::SubmitTask);
         match d.unwrap() {
             Decision::Allow { limits } => limits.tokens_left,
             other => panic!("{other:?}"),
         }
     };
-    let held: Result<Grant, Error> = relayed(
-        &mut e,
-        factory,
-        "reserve",
-        (
-            alice(),
-            Action::Inference {
-                estimated_tokens: 30_000,
-            },
-        ),
-    );
+    let held = e.reserve(factory, alice(), inference(30_000));
     assert!(matches!(held.unwrap(), Grant::Reserved(_)));
     assert_eq!(tokens_left(&mut e), 70_000, "held by the reservation");
     // Nobody commits: the timer releases it after its lifetime (600 s).
@@ -1484,15 +1389,13 @@ fn reservations_expire_and_registered_agent_canisters_report_usage() {
         model: None,
         agent: Some("agent-7".into()),
     };
-    let refused: Result<(), Error> =
-        relayed(&mut e, agent, "report_usage", (alice(), report.clone()));
+    let refused = e.report_usage(agent, alice(), report.clone());
     assert!(matches!(refused, Err(Error::NotAuthorized { .. })));
     let registered: Result<(), Error> =
         relayed(&mut e, factory, "register_agent_canister", (agent, alice()));
     registered.unwrap();
     // It acts for its owner only.
-    let for_bob: Result<(), Error> =
-        relayed(&mut e, agent, "report_usage", (bob(), report.clone()));
+    let for_bob = e.report_usage(agent, bob(), report.clone());
     assert!(
         matches!(for_bob, Err(Error::NotAuthorized { .. })),
         "{for_bob:?}"
@@ -1502,7 +1405,7 @@ fn reservations_expire_and_registered_agent_canisters_report_usage() {
         matches!(removed, Err(Error::NotAuthorized { .. })),
         "siblings only"
     );
-    let reported: Result<(), Error> = relayed(&mut e, agent, "report_usage", (alice(), report));
+    let reported = e.report_usage(agent, alice(), report);
     reported.unwrap();
     let usage: Result<ohms_types::UsageSummary, Error> = e.query0(alice(), "my_usage");
     let usage = usage.unwrap();
@@ -1524,13 +1427,7 @@ fn an_outcome_past_the_deduplication_window_waits_for_an_administrator() {
     let mut e = Econ::new();
     e.approve(alice(), 10 * BASIC_PRICE);
     let before = e.balance(alice(), None);
-    let fault = Fault::LoseReply {
-        canister: e.economics,
-        callee: e.ledger,
-        method: Some("icrc2_transfer_from".into()),
-    };
-    if !e.suite.env.inject_fault(fault) {
-        eprintln!("skipped: this backend cannot inject faults");
+    if !e.fault_on_next_transfer_from(FaultKind::LoseReply) {
         return;
     }
     let Err(Error::Payment(PaymentError::Pending { payment_id })) =
