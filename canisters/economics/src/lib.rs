@@ -42,7 +42,7 @@ fn init(args: EconomicsInstallArgs) {
             "install argument mismatch: a fresh install needs `variant { Init = record { ... } }`, got Upgrade",
         );
     };
-    if init.ledger == Principal::anonymous() || init.ledger.as_slice().last() != Some(&1) {
+    if !ohms_types::is_canister_id(&init.ledger) {
         ic_cdk::trap(format!(
             "install argument: ledger {} is not a canister id",
             init.ledger

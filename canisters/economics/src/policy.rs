@@ -90,8 +90,13 @@ fn retry_after_seconds(window: RateWindow, now: u64, limit: u32) -> u64 {
     wait.div_ceil(NANOS_PER_SECOND).max(1)
 }
 
-/// The limits of `principal` now, or why it may do nothing.
-pub fn limits(state: &State, principal: &Principal, now: u64) -> Result<Limits, DenyReason> {
+/// The limits of `principal` now, with the configuration of the tier they come from, or why it
+/// may do nothing.
+pub fn limits(
+    state: &State,
+    principal: &Principal,
+    now: u64,
+) -> Result<(Limits, TierConfig), DenyReason> {
     let (tier, valid_until) = entitlement(state, principal, now)?;
     let usage = metering::counters(state, Scope::Principal, principal.as_slice(), month_of(now));
     let held = state.held(principal);
@@ -101,7 +106,7 @@ pub fn limits(state: &State, principal: &Principal, now: u64) -> Result<Limits, 
         .saturating_add(u64::from(held.agent_creations));
     let window = state.rate.get(principal).map(|w| w.0).unwrap_or_default();
     let requests = requests_in_last_hour(window, now);
-    Ok(Limits {
+    let limits = Limits {
         tier: tier.tier,
         priority: tier.priority,
         max_agents: tier.max_agents,
@@ -111,7 +116,8 @@ pub fn limits(state: &State, principal: &Principal, now: u64) -> Result<Limits, 
         tokens_left: tier.tokens_per_month.saturating_sub(tokens_used),
         requests_left_this_hour: u64::from(tier.requests_per_hour).saturating_sub(requests) as u32,
         valid_until,
-    })
+    };
+    Ok((limits, tier))
 }
 
 /// The decision for `action`, without changing anything.
@@ -124,8 +130,7 @@ pub fn decide(
     if pause::is_paused() {
         return Err(DenyReason::Paused);
     }
-    let limits = limits(state, principal, now)?;
-    let tier = tiers::tier_config_in(state, limits.tier);
+    let (limits, tier) = limits(state, principal, now)?;
     let quota = |quota: &str, limit: u64, left: u64, requested: u64| {
         if requested > left {
             Err(DenyReason::QuotaExceeded {
@@ -474,7 +479,7 @@ pub fn register_agent_canister(
             "only the agent factory registers agent canisters",
         ));
     }
-    if canister == Principal::anonymous() || canister.as_slice().last() != Some(&1) {
+    if !ohms_types::is_canister_id(&canister) {
         return Err(Error::invalid_argument("canister", "not a canister id"));
     }
     if owner == Principal::anonymous() {

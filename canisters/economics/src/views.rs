@@ -11,7 +11,7 @@ use ohms_types::{
 
 use crate::metering::{self, Scope};
 use crate::state::{Journal, State, read_state};
-use crate::tiers::{ALL_TIERS, tier_config_in};
+use crate::tiers::ALL_TIERS;
 use crate::{deposits, payments, policy};
 use ohms_types::calendar::{month_label, month_of};
 
@@ -64,16 +64,13 @@ pub fn my_usage(env: &impl Env) -> Result<UsageSummary, Error> {
     Ok(read_state(|s| {
         let month = month_of(now);
         let usage = metering::counters(s, Scope::Principal, caller.as_slice(), month);
-        let limits = policy::limits(s, &caller, now).ok();
-        let cost_estimate_e8s = limits
-            .as_ref()
-            .map(|limits| {
-                let tier = tier_config_in(s, limits.tier);
-                let tokens = u128::from(metering::tokens(&usage));
-                (tokens * u128::from(tier.price_e8s_per_month))
-                    .div_ceil(u128::from(tier.tokens_per_month.max(1))) as u64
-            })
-            .unwrap_or(0);
+        let entitled = policy::limits(s, &caller, now).ok();
+        let cost_estimate_e8s = entitled.as_ref().map_or(0, |(_, tier)| {
+            let tokens = u128::from(metering::tokens(&usage));
+            (tokens * u128::from(tier.price_e8s_per_month))
+                .div_ceil(u128::from(tier.tokens_per_month.max(1))) as u64
+        });
+        let limits = entitled.map(|(limits, _)| limits);
         UsageSummary {
             month: month_label(month),
             usage,

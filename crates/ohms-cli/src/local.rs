@@ -118,28 +118,12 @@ pub fn run(command: Command) -> Result<()> {
 }
 
 fn smoke_test(wasm_dir: &Path, json: bool) -> Result<()> {
-    let wasms = CANISTERS
-        .iter()
-        .map(|name| read_wasm(wasm_dir, name))
-        .collect::<Result<Vec<_>>>()?;
     let controller = Principal::self_authenticating(b"ohms local controller");
     let mut ic = LocalIc::new();
-    let settings = CanisterSettings {
-        controllers: Some(vec![controller]),
-        ..Default::default()
-    };
-    let ids: Vec<Principal> = CANISTERS
-        .iter()
-        .map(|_| ic.create_canister_with_settings(Some(controller), Some(settings.clone())))
-        .collect();
-    // After the five, so they keep their ids and none takes the mainnet ledger's.
-    let (ledger, ledger_wasm) = pay::install_icp_ledger(&mut ic, controller)?;
-    let siblings = siblings_of(&ids);
-    let init = Encode!(&InstallArgs::Init(InitArgs {
-        admins: vec![],
-        siblings: siblings.clone()
-    }))?;
-    let economics_init = pay::economics_init(siblings.clone(), ledger)?;
+    let ids = install_suite(&mut ic, wasm_dir, controller)?;
+    let ledger = ids[pay::LEDGER];
+    let siblings = siblings_of(&CANISTERS.map(|name| ids[name]));
+    let ledger_wasm = icp_ledger_fixture::wasm().map_err(anyhow::Error::msg)?;
 
     println!(
         "{:<14} {:<28} {:>9} {:<16} {:>18} {:>19}",
@@ -155,18 +139,14 @@ fn smoke_test(wasm_dir: &Path, json: bool) -> Result<()> {
         "-"
     );
     let (mut max_status, mut max_metrics, mut max_bytes) = (0u64, 0u64, 0usize);
-    for ((name, id), wasm) in CANISTERS.iter().zip(&ids).zip(wasms) {
+    for name in CANISTERS {
+        let (id, wasm) = (&ids[name], read_wasm(wasm_dir, name)?);
         let sha = hex::encode(Sha256::digest(&wasm));
-        let (init, upgrade) = if *name == "economics" {
-            (
-                economics_init.clone(),
-                Encode!(&EconomicsInstallArgs::Upgrade(None))?,
-            )
+        let upgrade = if name == "economics" {
+            Encode!(&EconomicsInstallArgs::Upgrade(None))?
         } else {
-            (init.clone(), Encode!()?)
+            Encode!()?
         };
-        ic.install_canister(*id, wasm.clone(), init, Some(controller))
-            .with_context(|| format!("installing {name}"))?;
         ic.upgrade_canister(*id, wasm.clone(), upgrade, Some(controller))
             .with_context(|| format!("upgrading {name}"))?;
 

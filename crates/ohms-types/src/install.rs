@@ -101,7 +101,7 @@ impl Siblings {
 
 /// Canister ids are opaque principals: their last byte is the class tag 0x01 (user principals
 /// end in 0x02, derived ones in 0x03, the anonymous principal in 0x04).
-fn is_canister_id(principal: &Principal) -> bool {
+pub fn is_canister_id(principal: &Principal) -> bool {
     principal.as_slice().last() == Some(&OPAQUE_ID_CLASS)
 }
 

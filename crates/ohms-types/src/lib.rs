@@ -22,7 +22,7 @@ pub use economics::{
 };
 pub use error::{Error, Result};
 pub use ids::{AgentId, ModelId, TaskId, UploadId};
-pub use install::{InitArgs, InstallArgs, Siblings, UpgradeArgs};
+pub use install::{InitArgs, InstallArgs, Siblings, UpgradeArgs, is_canister_id};
 pub use model::{
     BeginUpload, ByteRange, Capability, ChunkRequest, CodebookLayout, FinalizeOutcome,
     MAX_CHUNK_BYTES, ModelArchitecture, ModelFilter, ModelMatch, ModelMetadata, ModelRecord,
