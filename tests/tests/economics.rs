@@ -1231,6 +1231,42 @@ fn a_pause_refuses_payments_and_reservations_and_metrics_show_the_books() {
             ..
         }
     ));
+    // Every other state-changing method of a caller is refused too.
+    let economics = e.economics;
+    let paused_reply = |bytes: Vec<u8>| {
+        let reply: Result<candid::Reserved, Error> = candid::decode_one(&bytes).unwrap();
+        matches!(reply, Err(Error::Paused { .. }))
+    };
+    let calls: Vec<(&str, Vec<u8>)> = vec![
+        (
+            "upgrade_subscription",
+            encode(&ohms_types::UpgradeSubscriptionArgs {
+                tier: Tier::Pro,
+                method: None,
+            }),
+        ),
+        ("cancel_subscription", candid::encode_args(()).unwrap()),
+        ("set_auto_renew", encode(&false)),
+        ("verify_deposit", encode(&1u64)),
+        (
+            "withdraw",
+            encode(&WithdrawArgs {
+                amount_e8s: 1_000_000,
+                to: Account {
+                    owner: alice(),
+                    subaccount: None,
+                },
+            }),
+        ),
+    ];
+    for (method, arg) in calls {
+        let bytes = e
+            .suite
+            .env
+            .update_call(economics, alice(), method, arg)
+            .unwrap();
+        assert!(paused_reply(bytes), "{method} ran while paused");
+    }
     assert_eq!(e.balance(alice(), None), before);
     assert_eq!(e.receipts(alice()).len(), 1);
     let resumed: Result<(), Error> = e.suite.update(e.economics, controller(), "unpause", ());
