@@ -1,7 +1,8 @@
-//! Hyper-parameters of a Llama-family model, read from GGUF metadata.
+//! Hyper-parameters of a Llama-family model, read from GGUF metadata or a NOVAQ manifest.
 
 use alloc::string::{String, ToString};
 use core::fmt;
+use novaq::format::Architecture;
 use novaq::read::Metadata;
 use serde::{Deserialize, Serialize};
 
@@ -132,6 +133,52 @@ impl Config {
         Ok(config)
     }
 
+    /// The configuration a NOVAQ manifest records. Manifests come from outside (uploads), so it
+    /// is checked like GGUF metadata.
+    pub fn from_architecture(a: &Architecture) -> Result<Self, ConfigError> {
+        if a.family != "llama" {
+            return Err(ConfigError::UnsupportedArchitecture(a.family.clone()));
+        }
+        let size = |v: u32| v as usize;
+        let config = Self {
+            dim: size(a.hidden_size),
+            hidden_dim: size(a.intermediate_size),
+            n_layers: size(a.layers),
+            n_heads: size(a.heads),
+            n_kv_heads: size(a.kv_heads),
+            vocab_size: size(a.vocab_size),
+            context_length: size(a.context_length),
+            rope_dim: size(a.rope_dim),
+            rope_theta: a.rope_theta,
+            norm_eps: a.norm_eps,
+            tied_embeddings: a.tied_embeddings,
+        };
+        config.validate().map_err(|reason| ConfigError::Invalid {
+            key: "architecture".into(),
+            reason,
+        })?;
+        Ok(config)
+    }
+
+    /// What a manifest records: the inverse of [`Config::from_architecture`].
+    pub fn to_architecture(&self) -> Architecture {
+        let size = |v: usize| u32::try_from(v).unwrap_or(u32::MAX);
+        Architecture {
+            family: "llama".into(),
+            hidden_size: size(self.dim),
+            intermediate_size: size(self.hidden_dim),
+            layers: size(self.n_layers),
+            heads: size(self.n_heads),
+            kv_heads: size(self.n_kv_heads),
+            vocab_size: size(self.vocab_size),
+            context_length: size(self.context_length),
+            rope_dim: size(self.rope_dim),
+            rope_theta: self.rope_theta,
+            norm_eps: self.norm_eps,
+            tied_embeddings: self.tied_embeddings,
+        }
+    }
+
     /// Checks the relations between dimensions the forward pass relies on.
     pub fn validate(&self) -> Result<(), &'static str> {
         let sizes = [
@@ -152,6 +199,10 @@ impl Config {
         }
         if self.rope_dim > self.head_dim() || !self.rope_dim.is_multiple_of(2) {
             return Err("rope dimension must be even and at most the head size");
+        }
+        let positive = |x: f32| x.is_finite() && x > 0.0;
+        if !positive(self.rope_theta) || !positive(self.norm_eps) {
+            return Err("rope theta and norm epsilon must be positive numbers");
         }
         Ok(())
     }
@@ -247,5 +298,57 @@ mod tests {
             Config::from_gguf(&m, true),
             Err(ConfigError::Invalid { .. })
         ));
+    }
+
+    #[test]
+    fn architecture_round_trips_and_is_validated() {
+        let c = Config::from_gguf(&llama_metadata(), true).unwrap();
+        let a = c.to_architecture();
+        assert_eq!((a.hidden_size, a.kv_heads, a.rope_dim), (576, 3, 64));
+        assert_eq!(Config::from_architecture(&a), Ok(c));
+
+        let other = Architecture {
+            family: "gpt2".into(),
+            ..a.clone()
+        };
+        assert_eq!(
+            Config::from_architecture(&other),
+            Err(ConfigError::UnsupportedArchitecture("gpt2".into()))
+        );
+        let broken = [
+            Architecture {
+                heads: 0,
+                ..a.clone()
+            },
+            Architecture {
+                kv_heads: 4,
+                ..a.clone()
+            },
+            Architecture {
+                rope_dim: 65,
+                ..a.clone()
+            },
+            Architecture {
+                context_length: 0,
+                ..a.clone()
+            },
+            Architecture {
+                norm_eps: f32::NAN,
+                ..a.clone()
+            },
+            Architecture {
+                rope_theta: -1.0,
+                ..a.clone()
+            },
+        ];
+        for b in broken {
+            assert!(
+                matches!(
+                    Config::from_architecture(&b),
+                    Err(ConfigError::Invalid { .. })
+                ),
+                "{b:?}"
+            );
+        }
     }
 }

@@ -21,9 +21,9 @@ pub mod tokenizer;
 pub mod train;
 
 pub use config::{Config, ConfigError};
-pub use generate::generate;
+pub use generate::{Generation, Step, StopReason, generate};
 pub use linear::{DenseMatrix, Linear};
-pub use load::{LoadError, load_model};
+pub use load::{LoadError, load_model, load_novaq};
 pub use model::{ForwardError, Model};
 pub use sample::{Rng, Sampler};
-pub use tokenizer::{ChatMessage, Tokenizer, TokenizerError};
+pub use tokenizer::{ChatMessage, Tokenizer, TokenizerError, TokenizerSpec};

@@ -1,5 +1,6 @@
 //! Assembling a [`Model`] from tensors named as in GGUF (`token_embd.weight`, `blk.N.attn_q.weight`,
-//! …). Takes already-read tensors, so it works without `std`; [`load_gguf`] reads a file too.
+//! …). Takes already-read tensors or a NOVAQ manifest and its shards, so it works without `std`;
+//! [`load_gguf`] reads a file too.
 
 use alloc::collections::BTreeMap;
 use alloc::format;
@@ -8,6 +9,8 @@ use alloc::vec::Vec;
 use core::fmt;
 
 use novaq::Tensor;
+use novaq::format::{FormatError, Manifest};
+use novaq::kernel::{ModelReader, QuantizedMatrix};
 use novaq::read::Metadata;
 
 use crate::config::{Config, ConfigError};
@@ -26,6 +29,10 @@ pub enum LoadError {
     },
     /// Reading the model file failed (the reader's message).
     Read(String),
+    /// The NOVAQ manifest records no architecture, so there is no model to build.
+    NoArchitecture,
+    /// A NOVAQ tensor could not be read from the shards.
+    Format(FormatError),
 }
 
 impl fmt::Display for LoadError {
@@ -42,6 +49,10 @@ impl fmt::Display for LoadError {
                 "tensor {tensor:?} has shape {found:?}, expected {expected:?}"
             ),
             Self::Read(e) => f.write_str(e),
+            Self::NoArchitecture => {
+                f.write_str("the manifest records no architecture: the model cannot be run")
+            }
+            Self::Format(e) => write!(f, "reading the compressed model: {e}"),
         }
     }
 }
@@ -51,6 +62,12 @@ impl core::error::Error for LoadError {}
 impl From<ConfigError> for LoadError {
     fn from(e: ConfigError) -> Self {
         Self::Config(e)
+    }
+}
+
+impl From<FormatError> for LoadError {
+    fn from(e: FormatError) -> Self {
+        Self::Format(e)
     }
 }
 
@@ -136,6 +153,53 @@ pub fn load_model_with<W: Linear>(
     };
     Model::new(config, weights)
 }
+
+/// Builds a NOVAQ model whose projections multiply straight on their stored codes. The
+/// embedding table is decoded to f32 (a lookup reads one row per token, so decoding it once is
+/// cheaper than decoding rows on every step); a tied output projection reuses its codes.
+pub fn load_novaq(
+    manifest: &Manifest,
+    shards: Vec<&[u8]>,
+) -> Result<Model<QuantizedMatrix>, LoadError> {
+    let architecture = manifest
+        .architecture
+        .as_ref()
+        .ok_or(LoadError::NoArchitecture)?;
+    let config = Config::from_architecture(architecture)?;
+    let mut reader = ModelReader::new(manifest, shards)?;
+    let mut matrices = BTreeMap::new();
+    let mut tensors = Vec::with_capacity(manifest.tensors.len());
+    for entry in &manifest.tensors {
+        let shape = entry
+            .shape
+            .iter()
+            .map(|&d| usize::try_from(d))
+            .collect::<Result<Vec<usize>, _>>()
+            .map_err(|_| FormatError::Invalid("a tensor dimension exceeds the address space"))?;
+        // Projections are only used through `make_linear` below, so their tensors carry no
+        // values: `load_model_with` checks shapes only.
+        let data = if shape.len() == 2 && entry.name != EMBEDDING {
+            matrices.insert(entry.name.clone(), reader.matrix(&entry.name)?);
+            Vec::new()
+        } else {
+            reader.values(&entry.name)?
+        };
+        tensors.push(Tensor::new(entry.name.clone(), shape, data));
+    }
+    if config.tied_embeddings {
+        matrices.insert(OUTPUT.into(), reader.matrix(EMBEDDING)?);
+    }
+    // A tensor whose shape `load_model_with` accepted was a 2-D manifest entry, so its matrix
+    // was read above; the empty fallback only keeps this total.
+    load_model_with(config, tensors, |t| {
+        matrices
+            .remove(&t.name)
+            .unwrap_or_else(|| QuantizedMatrix::dense(0, 0, Vec::new()))
+    })
+}
+
+const EMBEDDING: &str = "token_embd.weight";
+const OUTPUT: &str = "output.weight";
 
 /// Reads a GGUF file into an f32 reference model and its tokenizer.
 #[cfg(feature = "std")]

@@ -2,10 +2,12 @@
 //! driven by a seeded generator so every run is reproducible.
 
 use alloc::vec::Vec;
+use serde::{Deserialize, Serialize};
 
 /// SplitMix64: tiny, fast and statistically sound for sampling; seeded explicitly so generation
-/// is deterministic (a canister has no ambient randomness anyway).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// is deterministic (a canister has no ambient randomness anyway). Serializable so a paused
+/// generation resumes with the same draws.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Rng {
     state: u64,
 }
@@ -30,7 +32,7 @@ impl Rng {
 }
 
 /// How to pick the next token.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Sampler {
     /// The most likely token (lowest id on ties).
     Greedy,

@@ -70,6 +70,14 @@ pub struct TokenizerSpec {
     pub padding: Option<u32>,
     pub add_bos: bool,
     pub chat_template: Option<String>,
+    /// GGUF `tokenizer.ggml.pre`: how a `gpt2` tokenizer splits text into words (`None`: GPT-2's
+    /// own pattern).
+    #[serde(default)]
+    pub pre_tokenizer: Option<String>,
+    /// GGUF `tokenizer.ggml.add_space_prefix`: whether SentencePiece prepends a space to the
+    /// text (`None`: it does).
+    #[serde(default)]
+    pub add_space_prefix: Option<bool>,
 }
 
 /// How the model was compressed.

@@ -1,16 +1,14 @@
 //! `ohms novaq eval`: the compressed model against its source, on the same tokens.
 
-use super::{EvalArgs, ScoringArgs, model_info, print_json, source};
+use super::{EvalArgs, ScoringArgs, print_json, source};
 use anyhow::{Context, anyhow, bail};
-use novaq::Tensor;
-use novaq::format::{Codec, dir};
-use novaq::kernel::{ModelReader, QuantizedMatrix};
+use novaq::format::dir;
+use novaq::kernel::QuantizedMatrix;
 use novaq::read::Metadata;
 use novaq::report::EvalReport;
 use ohms_llm::eval::{compare, sample_sequences};
-use ohms_llm::load::{load_model, load_model_with};
+use ohms_llm::load::{load_model, load_novaq};
 use ohms_llm::{Model, Tokenizer};
-use std::collections::BTreeMap;
 use std::path::Path;
 
 pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
@@ -48,40 +46,8 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
 
 /// The compressed model with every projection multiplying straight on its stored codes.
 fn compressed_model(files: &dir::ModelFiles) -> anyhow::Result<Model<QuantizedMatrix>> {
-    let manifest = &files.manifest;
-    let architecture = manifest
-        .architecture
-        .as_ref()
-        .ok_or_else(|| anyhow!("the manifest has no architecture: it cannot be run"))?;
-    let config = model_info::config(architecture);
-    let mut reader = ModelReader::new(manifest, files.shard_slices())?;
-    let mut matrices = BTreeMap::new();
-    let mut tensors = Vec::with_capacity(manifest.tensors.len());
-    for entry in &manifest.tensors {
-        let shape: Vec<usize> = entry.shape.iter().map(|&d| d as usize).collect();
-        let is_matrix = shape.len() == 2 && entry.name != "token_embd.weight";
-        // Projections are used through the kernel only; vectors and the embedding table
-        // (read row by row) are decoded to f32.
-        let data = if is_matrix && entry.codec != Codec::F32 {
-            matrices.insert(entry.name.clone(), reader.matrix(&entry.name)?);
-            Vec::new()
-        } else {
-            if is_matrix {
-                matrices.insert(entry.name.clone(), reader.matrix(&entry.name)?);
-            }
-            reader.values(&entry.name)?
-        };
-        tensors.push(Tensor::new(entry.name.clone(), shape, data));
-    }
-    if config.tied_embeddings {
-        matrices.insert("output.weight".into(), reader.matrix("token_embd.weight")?);
-    }
-    load_model_with(config, tensors, |t| {
-        matrices
-            .remove(&t.name)
-            .expect("every projection of the manifest was loaded above")
-    })
-    .map_err(|e| anyhow!("the compressed model does not form a Llama model: {e}"))
+    load_novaq(&files.manifest, files.shard_slices())
+        .map_err(|e| anyhow!("cannot run the compressed model: {e}"))
 }
 
 /// The sequences `args` asks for: the first tokens of a text, or sequences sampled from the

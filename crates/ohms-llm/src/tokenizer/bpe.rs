@@ -40,13 +40,13 @@ pub(super) struct BytePairs {
 }
 
 impl BytePairs {
-    pub(super) fn new(pre_tokenizer: PreTokenizer, merges: &[&str]) -> Result<Self, String> {
+    pub(super) fn new(pre_tokenizer: PreTokenizer, merges: &[String]) -> Result<Self, String> {
         let mut ranks = BTreeMap::new();
         for (rank, merge) in merges.iter().enumerate() {
             if merge.split(' ').count() != 2 {
                 return Err(alloc::format!("merge {rank} {merge:?} is not two symbols"));
             }
-            ranks.entry(String::from(*merge)).or_insert(rank as u32);
+            ranks.entry(merge.clone()).or_insert(rank as u32);
         }
         Ok(Self {
             pre_tokenizer,

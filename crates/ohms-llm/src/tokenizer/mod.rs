@@ -1,5 +1,5 @@
-//! Tokenizers stored in GGUF metadata: SentencePiece-style (`llama`) and GPT-2 byte-level BPE
-//! (`gpt2`), with special tokens and ChatML chat prompts.
+//! Tokenizers stored in GGUF metadata or a NOVAQ manifest: SentencePiece-style (`llama`) and
+//! GPT-2 byte-level BPE (`gpt2`), with special tokens and ChatML chat prompts.
 
 mod bpe;
 mod chat;
@@ -14,6 +14,7 @@ use core::fmt;
 use novaq::read::Metadata;
 
 pub use chat::ChatMessage;
+pub use novaq::format::TokenizerSpec;
 
 /// ggml's token types (`tokenizer.ggml.token_type`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,63 +82,139 @@ pub struct Tokenizer {
     chat: Option<chat::ChatFormat>,
 }
 
+/// The tokenizer GGUF `tokenizer.ggml.*` metadata describes, as a NOVAQ manifest records it.
+/// Only reads: [`Tokenizer::from_spec`] checks that the description is usable.
+pub fn spec_from_gguf(metadata: &Metadata) -> Result<TokenizerSpec, TokenizerError> {
+    let model = metadata
+        .get_str("tokenizer.ggml.model")
+        .ok_or(TokenizerError::Missing("tokenizer.ggml.model"))?;
+    let strings = |key: &str| -> Vec<String> {
+        metadata
+            .get_str_array(key)
+            .unwrap_or_default()
+            .into_iter()
+            .map(str::to_string)
+            .collect()
+    };
+    let tokens = metadata
+        .get_str_array("tokenizer.ggml.tokens")
+        .ok_or(TokenizerError::Missing("tokenizer.ggml.tokens"))?
+        .into_iter()
+        .map(str::to_string)
+        .collect();
+    let token_id = |key: &'static str| -> Result<Option<u32>, TokenizerError> {
+        match metadata.get_u64(key) {
+            None => Ok(None),
+            // Writers mark "no such token" with -1 stored as u32::MAX.
+            Some(id) if id == u64::from(u32::MAX) => Ok(None),
+            Some(id) => u32::try_from(id)
+                .map(Some)
+                .map_err(|_| TokenizerError::Invalid(alloc::format!("{key} = {id}"))),
+        }
+    };
+    Ok(TokenizerSpec {
+        model: model.to_string(),
+        tokens,
+        scores: metadata
+            .get_f32_array("tokenizer.ggml.scores")
+            .unwrap_or_default(),
+        // Values outside ggml's small range all mean a normal token, as in `TokenType`.
+        token_types: metadata
+            .get_i64_array("tokenizer.ggml.token_type")
+            .unwrap_or_default()
+            .into_iter()
+            .map(|t| i32::try_from(t).unwrap_or(0))
+            .collect(),
+        merges: strings("tokenizer.ggml.merges"),
+        bos: token_id("tokenizer.ggml.bos_token_id")?,
+        eos: token_id("tokenizer.ggml.eos_token_id")?,
+        unknown: token_id("tokenizer.ggml.unknown_token_id")?,
+        padding: token_id("tokenizer.ggml.padding_token_id")?,
+        add_bos: metadata
+            .get_bool("tokenizer.ggml.add_bos_token")
+            .unwrap_or(model == "llama"),
+        chat_template: metadata
+            .get_str("tokenizer.chat_template")
+            .map(str::to_string),
+        pre_tokenizer: metadata.get_str("tokenizer.ggml.pre").map(str::to_string),
+        add_space_prefix: metadata.get_bool("tokenizer.ggml.add_space_prefix"),
+    })
+}
+
 impl Tokenizer {
     /// Builds the tokenizer described by GGUF `tokenizer.ggml.*` metadata.
     pub fn from_gguf(metadata: &Metadata) -> Result<Self, TokenizerError> {
-        let model = metadata
-            .get_str("tokenizer.ggml.model")
-            .ok_or(TokenizerError::Missing("tokenizer.ggml.model"))?;
-        let tokens: Vec<String> = metadata
-            .get_str_array("tokenizer.ggml.tokens")
-            .ok_or(TokenizerError::Missing("tokenizer.ggml.tokens"))?
-            .into_iter()
-            .map(str::to_string)
-            .collect();
+        Self::build(spec_from_gguf(metadata)?)
+    }
+
+    /// Builds the tokenizer a NOVAQ manifest records; the same one [`Tokenizer::from_gguf`]
+    /// builds from the metadata the spec was taken from.
+    pub fn from_spec(spec: &TokenizerSpec) -> Result<Self, TokenizerError> {
+        Self::build(spec.clone())
+    }
+
+    /// Takes the spec by value so the vocabulary is not copied again.
+    fn build(spec: TokenizerSpec) -> Result<Self, TokenizerError> {
+        let TokenizerSpec {
+            model,
+            tokens,
+            scores,
+            token_types,
+            merges,
+            bos,
+            eos,
+            unknown,
+            padding,
+            add_bos,
+            chat_template,
+            pre_tokenizer,
+            add_space_prefix,
+        } = spec;
         let n = tokens.len();
         if n == 0 || n > u32::MAX as usize {
             return Err(TokenizerError::Invalid("empty token list".into()));
         }
-        let types: Vec<TokenType> = match metadata.get_i64_array("tokenizer.ggml.token_type") {
-            Some(t) if t.len() == n => t.into_iter().map(TokenType::from_ggml).collect(),
-            Some(_) => return Err(TokenizerError::Invalid("token_type length".into())),
-            None => alloc::vec![TokenType::Normal; n],
+        let types: Vec<TokenType> = match token_types.len() {
+            0 => alloc::vec![TokenType::Normal; n],
+            len if len == n => token_types
+                .into_iter()
+                .map(|t| TokenType::from_ggml(t.into()))
+                .collect(),
+            _ => return Err(TokenizerError::Invalid("token_type length".into())),
         };
         let ids: BTreeMap<String, u32> = tokens
             .iter()
             .enumerate()
             .map(|(i, t)| (t.clone(), i as u32))
             .collect();
-        let token_id = |key: &'static str| -> Result<Option<u32>, TokenizerError> {
-            match metadata.get_u64(key) {
-                None => Ok(None),
-                // Writers mark "no such token" with -1 stored as u32::MAX.
-                Some(id) if id == u64::from(u32::MAX) => Ok(None),
-                Some(id) if (id as usize) < n => Ok(Some(id as u32)),
-                Some(id) => Err(TokenizerError::Invalid(alloc::format!("{key} = {id}"))),
+        let token_id = |name: &str, id: Option<u32>| -> Result<Option<u32>, TokenizerError> {
+            match id {
+                Some(id) if id as usize >= n => Err(TokenizerError::Invalid(alloc::format!(
+                    "{name} token {id} is outside the vocabulary of {n}"
+                ))),
+                id => Ok(id),
             }
         };
-        let algorithm = match model {
+        let algorithm = match model.as_str() {
             "llama" => {
-                let scores = match metadata.get_f32_array("tokenizer.ggml.scores") {
-                    Some(s) if s.len() == n => s,
-                    Some(_) => return Err(TokenizerError::Invalid("scores length".into())),
-                    None => return Err(TokenizerError::Missing("tokenizer.ggml.scores")),
-                };
-                let add_space_prefix = metadata
-                    .get_bool("tokenizer.ggml.add_space_prefix")
-                    .unwrap_or(true);
+                if scores.is_empty() {
+                    return Err(TokenizerError::Missing("tokenizer.ggml.scores"));
+                }
+                if scores.len() != n {
+                    return Err(TokenizerError::Invalid("scores length".into()));
+                }
                 Algorithm::SentencePiece(spm::SentencePiece::new(
                     scores,
                     &tokens,
                     &types,
-                    add_space_prefix,
+                    add_space_prefix.unwrap_or(true),
                 ))
             }
             "gpt2" => {
-                let merges = metadata
-                    .get_str_array("tokenizer.ggml.merges")
-                    .ok_or(TokenizerError::Missing("tokenizer.ggml.merges"))?;
-                let pre_name = metadata.get_str("tokenizer.ggml.pre");
+                if merges.is_empty() {
+                    return Err(TokenizerError::Missing("tokenizer.ggml.merges"));
+                }
+                let pre_name = pre_tokenizer.as_deref();
                 let pre_tokenizer =
                     bpe::PreTokenizer::from_gguf_name(pre_name).ok_or_else(|| {
                         TokenizerError::UnsupportedModel(alloc::format!(
@@ -149,19 +226,16 @@ impl Tokenizer {
                     bpe::BytePairs::new(pre_tokenizer, &merges).map_err(TokenizerError::Invalid)?,
                 )
             }
-            other => return Err(TokenizerError::UnsupportedModel(other.into())),
+            _ => return Err(TokenizerError::UnsupportedModel(model)),
         };
-        let add_bos = metadata
-            .get_bool("tokenizer.ggml.add_bos_token")
-            .unwrap_or(model == "llama");
         Ok(Self {
-            bos: token_id("tokenizer.ggml.bos_token_id")?,
-            eos: token_id("tokenizer.ggml.eos_token_id")?,
-            unk: token_id("tokenizer.ggml.unknown_token_id")?,
-            pad: token_id("tokenizer.ggml.padding_token_id")?,
+            bos: token_id("bos", bos)?,
+            eos: token_id("eos", eos)?,
+            unk: token_id("unknown", unknown)?,
+            pad: token_id("padding", padding)?,
             add_bos,
-            chat: metadata
-                .get_str("tokenizer.chat_template")
+            chat: chat_template
+                .as_deref()
                 .and_then(chat::ChatFormat::from_template),
             tokens,
             types,
@@ -255,5 +329,176 @@ impl Tokenizer {
             .as_ref()
             .and_then(|c| self.token_id(c.end_marker()))
             .or(self.eos)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::vec;
+    use novaq::read::MetadataValue;
+
+    const CHATML: &str = "{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}\
+                          <|im_end|>\n{% endfor %}";
+
+    /// A byte-level BPE vocabulary: printable ASCII, space (`Ġ`) and newline (`Ċ`), a few
+    /// merges, and ChatML markers.
+    fn gpt2_metadata(pre: Option<&str>) -> Metadata {
+        let mut tokens: Vec<String> = ('!'..='~').map(String::from).collect();
+        let merges = ["h e", "l l", "he ll", "Ġ w", "2 0"];
+        tokens.extend(["Ġ", "Ċ", "he", "ll", "hell", "Ġw", "20"].map(String::from));
+        tokens.extend(["<|im_start|>", "<|im_end|>"].map(String::from));
+        let n = tokens.len();
+        let strings = |items: Vec<String>| {
+            MetadataValue::Array(items.into_iter().map(MetadataValue::String).collect())
+        };
+        let types = (0..n).map(|i| MetadataValue::I32(if i + 2 >= n { 3 } else { 1 }));
+        let mut m: Metadata = [
+            ("tokenizer.ggml.model", MetadataValue::String("gpt2".into())),
+            ("tokenizer.ggml.tokens", strings(tokens)),
+            (
+                "tokenizer.ggml.merges",
+                strings(merges.map(String::from).to_vec()),
+            ),
+            (
+                "tokenizer.ggml.token_type",
+                MetadataValue::Array(types.collect()),
+            ),
+            (
+                "tokenizer.ggml.eos_token_id",
+                MetadataValue::U32(n as u32 - 1),
+            ),
+            (
+                "tokenizer.chat_template",
+                MetadataValue::String(CHATML.into()),
+            ),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.into(), v))
+        .collect();
+        if let Some(pre) = pre {
+            m.insert(
+                "tokenizer.ggml.pre".into(),
+                MetadataValue::String(pre.into()),
+            );
+        }
+        m
+    }
+
+    fn behaviour(t: &Tokenizer) -> Vec<(Vec<u32>, String)> {
+        let chat = [ChatMessage {
+            role: "user",
+            content: "hello world 2024",
+        }];
+        let mut out: Vec<(Vec<u32>, String)> = ["hello world", "2024!\nhell", ""]
+            .iter()
+            .map(|text| {
+                let ids = t.encode(text);
+                let decoded = t.decode(&ids);
+                (ids, decoded)
+            })
+            .collect();
+        let chat_ids = t.encode_chat(&chat).expect("ChatML");
+        out.push((chat_ids, String::new()));
+        out.push((t.end_of_turn().into_iter().collect(), String::new()));
+        out
+    }
+
+    #[test]
+    fn a_spec_builds_the_tokenizer_its_metadata_builds() {
+        for pre in [None, Some("smollm")] {
+            let m = gpt2_metadata(pre);
+            let spec = spec_from_gguf(&m).unwrap();
+            assert_eq!(spec.pre_tokenizer.as_deref(), pre);
+            let from_gguf = Tokenizer::from_gguf(&m).unwrap();
+            let from_spec = Tokenizer::from_spec(&spec).unwrap();
+            assert_eq!(behaviour(&from_spec), behaviour(&from_gguf));
+            let im_end = from_spec.token_id("<|im_end|>");
+            assert_eq!(from_spec.end_of_turn(), im_end);
+        }
+        // The pre-tokenizer is part of the spec: single digits do not merge "2 0".
+        let digits = |pre| {
+            let spec = spec_from_gguf(&gpt2_metadata(pre)).unwrap();
+            let t = Tokenizer::from_spec(&spec).unwrap();
+            t.encode("2024")
+        };
+        assert_eq!(digits(None).len(), 3);
+        assert_eq!(digits(Some("smollm")).len(), 4);
+    }
+
+    #[test]
+    fn unusable_specs_are_rejected() {
+        let spec = spec_from_gguf(&gpt2_metadata(None)).unwrap();
+        let n = spec.tokens.len() as u32;
+        let reject = |spec: TokenizerSpec| Tokenizer::from_spec(&spec).err().unwrap();
+        assert!(matches!(
+            reject(TokenizerSpec {
+                bos: Some(n),
+                ..spec.clone()
+            }),
+            TokenizerError::Invalid(_)
+        ));
+        assert!(matches!(
+            reject(TokenizerSpec {
+                token_types: vec![1; 3],
+                ..spec.clone()
+            }),
+            TokenizerError::Invalid(_)
+        ));
+        assert_eq!(
+            reject(TokenizerSpec {
+                merges: Vec::new(),
+                ..spec.clone()
+            }),
+            TokenizerError::Missing("tokenizer.ggml.merges")
+        );
+        assert!(matches!(
+            reject(TokenizerSpec {
+                pre_tokenizer: Some("qwen2".into()),
+                ..spec.clone()
+            }),
+            TokenizerError::UnsupportedModel(_)
+        ));
+        assert_eq!(
+            reject(TokenizerSpec {
+                model: "llama".into(),
+                ..spec.clone()
+            }),
+            TokenizerError::Missing("tokenizer.ggml.scores")
+        );
+        assert_eq!(
+            reject(TokenizerSpec {
+                model: "bert".into(),
+                ..spec.clone()
+            }),
+            TokenizerError::UnsupportedModel("bert".into())
+        );
+        assert!(matches!(
+            reject(TokenizerSpec {
+                tokens: Vec::new(),
+                ..spec
+            }),
+            TokenizerError::Invalid(_)
+        ));
+        // "No such token" is -1 stored as u32::MAX; other ids must fit u32.
+        let mut m = gpt2_metadata(None);
+        m.insert(
+            "tokenizer.ggml.bos_token_id".into(),
+            MetadataValue::U32(u32::MAX),
+        );
+        assert_eq!(spec_from_gguf(&m).unwrap().bos, None);
+        m.insert(
+            "tokenizer.ggml.bos_token_id".into(),
+            MetadataValue::U64(1 << 40),
+        );
+        assert!(matches!(
+            spec_from_gguf(&m),
+            Err(TokenizerError::Invalid(_))
+        ));
+        m.insert("tokenizer.ggml.bos_token_id".into(), MetadataValue::U32(n));
+        assert!(matches!(
+            Tokenizer::from_gguf(&m),
+            Err(TokenizerError::Invalid(_))
+        ));
     }
 }
