@@ -7,7 +7,10 @@ use candid::utils::ArgumentEncoder;
 use candid::{CandidType, Principal};
 use ic_test_env::{CallError, TestEnv};
 use icp_ledger_fixture::{Archiving, Funded, LedgerSetup};
-use ohms_types::{EconomicsInitArgs, EconomicsInstallArgs, InitArgs, InstallArgs, Siblings};
+use ohms_types::{
+    BeginUpload, EconomicsInitArgs, EconomicsInstallArgs, Error, FinalizeOutcome, InitArgs,
+    InstallArgs, MAX_CHUNK_BYTES, ModelMetadata, ModelRecord, Siblings, UploadChunk, UploadId,
+};
 use serde::de::DeserializeOwned;
 
 /// The five OHMS canisters, by the names of their wasm files.
@@ -210,6 +213,115 @@ impl Suite {
             .upgrade_canister(self.id(name), wasm(name), arg, Some(controller()))
             .map_err(CallError::from)
     }
+}
+
+impl Suite {
+    /// Uploads a model to the repository as `uploader` (an administrator, or an uploader the
+    /// controller added), waits for its verification, and has the controller activate it.
+    pub fn publish_model(
+        &mut self,
+        uploader: Principal,
+        metadata: ModelMetadata,
+        manifest: Vec<u8>,
+        shards: &[Vec<u8>],
+    ) -> ModelRecord {
+        let repo = self.id("model_repo");
+        let id = metadata.id.clone();
+        let upload: Result<UploadId, Error> = self.update(
+            repo,
+            uploader,
+            "begin_upload",
+            (BeginUpload { manifest, metadata },),
+        );
+        let upload = upload.expect("begin_upload");
+        for (shard, bytes) in shards.iter().enumerate() {
+            for (piece, part) in bytes.chunks(MAX_CHUNK_BYTES as usize).enumerate() {
+                let sent: Result<(), Error> = self.update(
+                    repo,
+                    uploader,
+                    "upload_chunk",
+                    (UploadChunk {
+                        upload_id: upload,
+                        shard: shard as u32,
+                        offset: piece as u64 * MAX_CHUNK_BYTES,
+                        bytes: part.to_vec(),
+                    },),
+                );
+                sent.unwrap_or_else(|err| panic!("shard {shard} piece {piece}: {err}"));
+            }
+        }
+        for _ in 0..1_000 {
+            let outcome: Result<FinalizeOutcome, Error> =
+                self.update(repo, uploader, "finalize_upload", (upload,));
+            match outcome.expect("finalize_upload") {
+                FinalizeOutcome::Verified(_) => {
+                    let active: Result<ModelRecord, Error> =
+                        self.update(repo, controller(), "activate", (id.clone(),));
+                    return active.expect("activate");
+                }
+                FinalizeOutcome::Verifying { .. } => self.env.tick(),
+            }
+        }
+        panic!("the verification of {id} did not finish");
+    }
+}
+
+/// `../shared/fixtures/<name>` beside the repository (`$OHMS_FIXTURES/<name>`). Under CI
+/// (`CI=true`) a missing fixture fails the test; elsewhere the test is skipped with a notice.
+pub fn fixture(name: &str) -> Option<PathBuf> {
+    let dir = std::env::var_os("OHMS_FIXTURES")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures"));
+    let path = dir.join(name);
+    if path.is_file() {
+        return Some(path);
+    }
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("required test input {} is missing", path.display());
+    }
+    eprintln!("skipping: {} is not present", path.display());
+    None
+}
+
+/// stories260K compressed by NOVAQ in `mode` (`2bit`, `4bit`, `q8`, …) with its architecture
+/// and tokenizer, as manifest bytes and shards of `shard_size` bytes; `None` without the
+/// fixture.
+pub fn stories260k(mode: &str, shard_size: u64) -> Option<(Vec<u8>, Vec<Vec<u8>>)> {
+    let path = fixture("stories260Ktok512.gguf")?;
+    Some(compress_gguf(&path, "stories260K", mode, shard_size))
+}
+
+/// SmolLM2-135M-Instruct as `scripts/fetch-model` leaves it in `models/`, if it is there.
+pub fn smollm2() -> Option<PathBuf> {
+    let path =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../models/SmolLM2-135M-Instruct.Q4_1.gguf");
+    path.is_file().then_some(path)
+}
+
+/// A GGUF model compressed by NOVAQ in `mode`, with its architecture and tokenizer, as
+/// manifest bytes and shards of `shard_size` bytes.
+pub fn compress_gguf(
+    path: &std::path::Path,
+    name: &str,
+    mode: &str,
+    shard_size: u64,
+) -> (Vec<u8>, Vec<Vec<u8>>) {
+    use novaq::codec::{Mode, Options, compress};
+    use novaq::format::write::{ModelInfo, package};
+    let file = novaq::read::gguf::GgufFile::open(path).expect("the model file reads");
+    let tensors = file.read_tensors().expect("its tensors decode");
+    let has_output = tensors.iter().any(|t| t.name == "output.weight");
+    let config = ohms_llm::Config::from_gguf(&file.metadata, has_output).expect("a Llama model");
+    let tokenizer = ohms_llm::tokenizer::spec_from_gguf(&file.metadata).expect("a tokenizer");
+    let options = Options::new(Mode::parse(mode, None).expect("a NOVAQ mode"));
+    let compressed = compress(&tensors, &options);
+    let info = ModelInfo {
+        name: name.into(),
+        architecture: Some(config.to_architecture()),
+        tokenizer: Some(tokenizer),
+    };
+    let (manifest, shards) = package(&compressed, info, shard_size);
+    (manifest.to_cbor(), shards)
 }
 
 /// Candid-encodes one value.

@@ -560,33 +560,7 @@ fn publish_model(e: &mut Econ, creator: Principal, id: &str) {
         tags: vec![],
         min_tier: Tier::Basic,
     };
-    let upload: Result<ohms_types::UploadId, Error> = e.suite.update(
-        repo,
-        creator,
-        "begin_upload",
-        (ohms_types::BeginUpload { manifest, metadata },),
-    );
-    let upload = upload.unwrap();
-    for (shard, bytes) in shards.into_iter().enumerate() {
-        let sent: Result<(), Error> = e.suite.update(
-            repo,
-            creator,
-            "upload_chunk",
-            (ohms_types::UploadChunk {
-                upload_id: upload,
-                shard: shard as u32,
-                offset: 0,
-                bytes,
-            },),
-        );
-        sent.unwrap();
-    }
-    let done: Result<ohms_types::FinalizeOutcome, Error> =
-        e.suite.update(repo, creator, "finalize_upload", (upload,));
-    assert!(matches!(
-        done.unwrap(),
-        ohms_types::FinalizeOutcome::Verified(_)
-    ));
+    e.suite.publish_model(creator, metadata, manifest, &shards);
 }
 
 /// Makes `relay` (a fixture that forwards raw calls) economics' agent factory.

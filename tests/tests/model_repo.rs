@@ -4,8 +4,6 @@
 //! timer; space reuse; pagination; hostile input; and the cost figures (printed as
 //! `BENCH model_repo.<name> <value>` lines for the benchmark suite).
 
-#[path = "../../crates/ohms-llm/tests/common/mod.rs"]
-mod common;
 use std::time::Duration;
 
 use candid::{CandidType, Principal};
@@ -247,28 +245,7 @@ fn metadata(id: &str) -> ModelMetadata {
 /// stories260K compressed by NOVAQ (2-bit additive mode), as manifest bytes and shards of
 /// 64 KiB.
 fn stories260k() -> Option<(Vec<u8>, Vec<Vec<u8>>)> {
-    use novaq::codec::{Mode, Options, compress};
-    use novaq::format::write::{ModelInfo, package};
-    let path = common::fixture("stories260Ktok512.gguf")?;
-    let file = novaq::read::gguf::GgufFile::open(&path).expect("fixture reads");
-    let tensors = file.read_tensors().expect("tensors decode");
-    let m = &file.metadata;
-    let mut arch = synthetic::small_llama();
-    arch.hidden_size = m.get_u64("llama.embedding_length").unwrap() as u32;
-    arch.layers = m.get_u64("llama.block_count").unwrap() as u32;
-    arch.heads = m.get_u64("llama.attention.head_count").unwrap() as u32;
-    arch.kv_heads = m.get_u64("llama.attention.head_count_kv").unwrap() as u32;
-    arch.intermediate_size = m.get_u64("llama.feed_forward_length").unwrap() as u32;
-    arch.rope_dim = arch.hidden_size / arch.heads;
-    let options = Options::new(Mode::parse("2bit", None).unwrap());
-    let compressed = compress(&tensors, &options);
-    let info = ModelInfo {
-        name: "stories260K".into(),
-        architecture: Some(arch),
-        tokenizer: None,
-    };
-    let (manifest, shards) = package(&compressed, info, 64 << 10);
-    Some((manifest.to_cbor(), shards))
+    ohms_integration_tests::stories260k("2bit", 64 << 10)
 }
 
 fn bench(name: &str, value: f64) {

@@ -10,6 +10,7 @@
 
 pub mod access;
 pub mod audit;
+pub mod calls;
 #[cfg(feature = "candid-check")]
 pub mod candid_check;
 pub mod decode;
@@ -29,8 +30,8 @@ pub use env::{Env, IcEnv};
 pub use lock::CallerLock;
 pub use storable::Cbor;
 
-#[cfg(test)]
-mod test_env;
+#[cfg(any(test, feature = "test-env"))]
+pub mod test_env;
 
 use ohms_types::OpsStatus;
 

@@ -14,6 +14,12 @@ pub struct TestEnv {
     pub canister: Principal,
 }
 
+impl Default for TestEnv {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl TestEnv {
     pub fn new() -> Self {
         Self {

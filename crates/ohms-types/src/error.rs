@@ -3,7 +3,7 @@ use std::fmt;
 use candid::{CandidType, Deserialize};
 use serde::Serialize;
 
-use crate::PaymentError;
+use crate::{DenyReason, PaymentError};
 
 /// The error every OHMS endpoint returns for a caller's mistake or a refused request.
 ///
@@ -40,6 +40,8 @@ pub enum Error {
     Internal { reason: String },
     /// A payment or deposit was refused; nothing was charged or credited (see the variant).
     Payment(PaymentError),
+    /// The policy engine (economics) refused the action; nothing was done.
+    Denied { reason: DenyReason, message: String },
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -120,6 +122,7 @@ impl fmt::Display for Error {
             }
             Self::Internal { reason } => write!(f, "internal error: {reason}"),
             Self::Payment(err) => write!(f, "payment refused: {err}"),
+            Self::Denied { message, .. } => write!(f, "refused by the policy engine: {message}"),
         }
     }
 }

@@ -3,6 +3,8 @@
 //! Everything here is part of the public Candid contract (`candid/*.did`): change a type only
 //! together with the `.did` files, and only in ways Candid subtyping allows.
 
+mod agents;
+mod analysis;
 pub mod calendar;
 mod economics;
 mod error;
@@ -12,6 +14,15 @@ mod model;
 mod ops;
 mod page;
 
+pub use agents::{
+    AgentCanisterRecord, AgentCanisterStatus, AgentInfo, AgentInitArgs, AgentInstallArgs,
+    AgentSpec, AgentStats, AgentStatus, AgentWasmChunk, AgentWasmStatus, Alert, AlertKind,
+    CreateAgentsArgs, CreatedAgents, DEFAULT_INSTRUCTIONS_PER_MESSAGE, Exchange, FactorySettings,
+    GenerationParams, LoadedModel, MAX_INSTRUCTIONS_PER_MESSAGE, MAX_NEW_TOKENS, MAX_PROMPT_BYTES,
+    MAX_SYSTEM_PROMPT_BYTES, MEMORY_EXCHANGES, ModelLoadState, RunArgs, RunInfo, RunStatus,
+    SetAgentStatus, UpgradeOutcome, UpgradeReport,
+};
+pub use analysis::*;
 pub use economics::{
     Account, Action, Analytics, Balances, Decision, DenyReason, DepositAccount, DepositCredit,
     EconomicsConfig, EconomicsInitArgs, EconomicsInstallArgs, EconomicsSettings, Grant,

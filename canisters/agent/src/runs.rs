@@ -1,0 +1,589 @@
+//! Runs: a prompt to one agent, generated across as many messages as it needs.
+//!
+//! `start` checks the request (cheap checks first), reserves the tokens with economics (a
+//! denial starts nothing) and queues the run. A timer works the queue one message at a time:
+//! runs go in order, one after the other, so the model's KV cache is never shared by two runs
+//! in flight; each message generates until its instruction budget is spent and saves the
+//! generation (sampler state included), so the next message — or the first after an upgrade,
+//! which re-reads the sequence into a fresh cache — continues exactly where it stopped.
+//! Finished runs commit their usage to economics once; a failed commit is retried.
+
+use std::cell::{Cell, RefCell};
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use ohms_llm::generate::{Generation, StopReason};
+use ohms_llm::{ChatMessage, Sampler};
+use ohms_ops::Env;
+use ohms_types::{
+    Action, AgentId, AgentInfo, AgentStatus, Error, Exchange, MAX_PROMPT_BYTES, MEMORY_EXCHANGES,
+    ModelLoadState, Page, Paged, RunArgs, RunInfo, RunStatus, UsageReport,
+};
+
+use crate::access;
+use crate::models;
+use crate::state::{RunRecord, mutate_state, read_state};
+
+/// How long a settled-but-uncommitted run waits before its commit is retried.
+const SETTLE_RETRY: Duration = Duration::from_secs(10);
+/// How often the watchdog makes sure the worker runs.
+const WATCHDOG_INTERVAL: Duration = Duration::from_secs(30);
+/// Generation messages a run may start without finishing one before it is failed.
+const MAX_ATTEMPTS: u32 = 3;
+/// Runs per `list_runs` page: 20 runs of 2,048 tokens and their text stay far below the 2 MiB
+/// reply limit.
+const MAX_RUNS_PER_PAGE: u32 = 20;
+/// Tokens a chat template adds around the system prompt and the user's turn, at most.
+const CHAT_TEMPLATE_TOKENS: usize = 32;
+
+thread_local! {
+    /// Whether the worker timer is armed.
+    static WORKER_ARMED: Cell<bool> = const { Cell::new(false) };
+    /// Runs whose usage is being committed (one commit in flight per run).
+    static SETTLING: RefCell<BTreeSet<u64>> = RefCell::default();
+}
+
+/// Starts a run: checks, reserves, queues. Returns the run as queued.
+pub async fn start(env: &(impl Env + Clone), args: RunArgs) -> Result<RunInfo, Error> {
+    ohms_ops::UserUpdate::check(env.clone())?;
+    access::role(env)?;
+    let owner = access::owner()?;
+    if args.prompt.len() > MAX_PROMPT_BYTES {
+        return Err(Error::invalid_argument(
+            "prompt",
+            format!(
+                "{} bytes; at most {MAX_PROMPT_BYTES} bytes are accepted",
+                args.prompt.len()
+            ),
+        ));
+    }
+    if args.prompt.trim().is_empty() {
+        return Err(Error::invalid_argument("prompt", "is empty"));
+    }
+    let agent = read_state(|s| s.agent(args.agent.0))
+        .ok_or_else(|| Error::not_found("agent", args.agent))?;
+    if agent.status == AgentStatus::Paused {
+        return Err(Error::invalid_state(format!(
+            "agent {} is paused: resume it first",
+            agent.id
+        )));
+    }
+    let params = args.params.clone().unwrap_or_else(|| agent.params.clone());
+    params.validate()?;
+    // With the model at hand, a prompt that cannot fit its context is refused now.
+    let prompt_tokens = prompt_fits(&agent, &args.prompt)?;
+    // Without the model at hand, bytes bound the tokens (each token is at least one byte):
+    // the prompt, the system prompt and the chat template's markers.
+    let estimated = prompt_tokens
+        .unwrap_or((args.prompt.len() + agent.system_prompt.len() + CHAT_TEMPLATE_TOKENS) as u64)
+        + u64::from(params.max_tokens);
+    let reservation = ohms_ops::calls::reserve(
+        owner,
+        Action::Inference {
+            estimated_tokens: estimated,
+        },
+    )
+    .await?;
+    let seed = match args.seed {
+        Some(seed) => seed,
+        None => random_seed().await,
+    };
+    let now = env.now_nanos();
+    // The agent may have been paused or deleted during the awaits: read it again.
+    let still_active =
+        read_state(|s| s.agent(agent.id.0)).is_some_and(|a| a.status == AgentStatus::Active);
+    if !still_active {
+        if let Err(err) = ohms_ops::calls::release(reservation.id).await {
+            ic_cdk::println!(
+                "run refused: reservation {} not released: {err}",
+                reservation.id
+            );
+        }
+        return Err(Error::invalid_state(format!(
+            "agent {} was paused or deleted meanwhile",
+            agent.id
+        )));
+    }
+    let run = mutate_state(|s| {
+        let id = s.update_config(|c| {
+            c.next_run_id += 1;
+            c.next_run_id - 1
+        });
+        let run = RunRecord {
+            info: RunInfo {
+                id,
+                agent: agent.id,
+                model: agent.model.clone(),
+                status: RunStatus::LoadingModel,
+                text: String::new(),
+                tokens: Vec::new(),
+                tokens_in: 0,
+                tokens_out: 0,
+                instructions: 0,
+                messages: 0,
+                seed,
+                stop_reason: None,
+                usage_committed: false,
+                started_at_nanos: now,
+                finished_at_nanos: None,
+            },
+            prompt: args.prompt,
+            params,
+            reservation: Some(reservation.id),
+            generation: None,
+            attempts: 0,
+            commit_unknown: false,
+            settle_error: None,
+        };
+        s.put_run(run.clone());
+        s.queue.insert(id, ());
+        if let Some(mut agent) = s.agent(agent.id.0) {
+            agent.stats.runs += 1;
+            s.agents.insert(agent.id.0, ohms_ops::Cbor(agent));
+        }
+        crate::state::prune_runs(s);
+        run
+    });
+    models::ensure(&run.info.model);
+    wake();
+    Ok(run.info)
+}
+
+/// The prompt's token count when the heap holds the decoded model already (nothing expensive
+/// happens before economics allowed the run); an error when it cannot fit the context.
+fn prompt_fits(agent: &AgentInfo, prompt: &str) -> Result<Option<u64>, Error> {
+    let counted = models::with_decoded(&agent.model, |w| {
+        let context = w.llm.config().context_length;
+        // Each token covers at most `max_token_bytes` of the text: a lower bound, for free.
+        let at_least = prompt.len().div_ceil(w.max_token_bytes);
+        if at_least >= context {
+            return (at_least, context);
+        }
+        let tokens = prompt_tokens(&w.tokenizer, &agent.system_prompt, prompt);
+        (tokens.len(), context)
+    });
+    let Some((tokens, context)) = counted else {
+        return Ok(None);
+    };
+    if tokens >= context {
+        return Err(Error::invalid_argument(
+            "prompt",
+            format!(
+                "at least {tokens} tokens; the model {} reads at most {context} (its context), answer included",
+                agent.model
+            ),
+        ));
+    }
+    Ok(Some(tokens as u64))
+}
+
+/// The prompt as the model reads it: a chat (system and user turns) when the model has a chat
+/// template, the plain text otherwise.
+pub fn prompt_tokens(tokenizer: &ohms_llm::Tokenizer, system: &str, prompt: &str) -> Vec<u32> {
+    let chat = [
+        ChatMessage {
+            role: "system",
+            content: system,
+        },
+        ChatMessage {
+            role: "user",
+            content: prompt,
+        },
+    ];
+    tokenizer
+        .encode_chat(&chat)
+        .unwrap_or_else(|| tokenizer.encode(prompt))
+}
+
+/// Stop tokens: end of sequence and end of turn.
+fn stop_tokens(tokenizer: &ohms_llm::Tokenizer) -> Vec<u32> {
+    tokenizer
+        .eos
+        .into_iter()
+        .chain(tokenizer.end_of_turn())
+        .collect()
+}
+
+async fn random_seed() -> u64 {
+    match ic_cdk_management_canister::raw_rand().await {
+        Ok(bytes) if bytes.len() >= 8 => {
+            u64::from_le_bytes(bytes[..8].try_into().expect("8 bytes"))
+        }
+        // The time is a poor seed, but sampling must not fail for want of randomness.
+        _ => ic_cdk::api::time(),
+    }
+}
+
+/// Arms the worker for the next round, once.
+pub fn wake() {
+    if WORKER_ARMED.with(|a| a.replace(true)) {
+        return;
+    }
+    ic_cdk_timers::set_timer(Duration::ZERO, async {
+        WORKER_ARMED.with(|a| a.set(false));
+        work();
+    });
+}
+
+/// A trap rolls back the message that set the worker's flag: the watchdog clears it, so one
+/// trapping message never stops the queue.
+pub fn arm_watchdog() {
+    ic_cdk_timers::set_timer_interval(WATCHDOG_INTERVAL, || async {
+        WORKER_ARMED.with(|a| a.set(false));
+        wake();
+    });
+}
+
+/// One message of bookkeeping: settles finished runs, and hands the first unfinished run whose
+/// model is ready to a message of its own. The attempt is counted here, in this message, so a
+/// generation message that traps is counted too and a run that keeps trapping is failed.
+fn work() {
+    let queued: Vec<u64> = read_state(|s| s.queue.iter().map(|e| *e.key()).collect());
+    for id in queued {
+        let Some(run) = read_state(|s| s.run(id)) else {
+            mutate_state(|s| s.queue.remove(&id));
+            continue;
+        };
+        if run.info.status.is_final() {
+            if !run.info.usage_committed {
+                settle(id);
+            }
+            continue;
+        }
+        match models::state(&run.info.model) {
+            Some(ModelLoadState::Ready) => {}
+            Some(ModelLoadState::Failed { reason }) => {
+                finish(
+                    id,
+                    RunStatus::Failed {
+                        reason: format!("model {} could not be loaded: {reason}", run.info.model),
+                    },
+                    None,
+                );
+                continue;
+            }
+            _ => {
+                models::ensure(&run.info.model);
+                set_status(id, RunStatus::LoadingModel);
+                continue;
+            }
+        }
+        if run.attempts >= MAX_ATTEMPTS {
+            finish(
+                id,
+                RunStatus::Failed {
+                    reason: format!(
+                        "generation stopped {MAX_ATTEMPTS} times without finishing a message (out of instructions or memory)"
+                    ),
+                },
+                None,
+            );
+            continue;
+        }
+        mutate_state(|s| {
+            if let Some(mut run) = s.run(id) {
+                run.attempts += 1;
+                s.put_run(run);
+            }
+        });
+        ic_cdk_timers::set_timer(Duration::ZERO, async move {
+            if let Some(run) = read_state(|s| s.run(id))
+                && !run.info.status.is_final()
+            {
+                generate(run);
+            }
+            wake();
+        });
+        return;
+    }
+}
+
+fn set_status(id: u64, status: RunStatus) {
+    mutate_state(|s| {
+        if let Some(mut run) = s.run(id)
+            && run.info.status != status
+        {
+            run.info.status = status;
+            s.put_run(run);
+        }
+    });
+}
+
+/// Generates for one run until the message's budget is spent or the run ends.
+fn generate(mut run: RunRecord) {
+    let budget = read_state(|s| s.config().instructions_per_message);
+    let start = ic_cdk::api::performance_counter(0);
+    let agent = read_state(|s| s.agent(run.info.agent.0));
+    let Some(agent) = agent else {
+        finish(
+            run.info.id,
+            RunStatus::Failed {
+                reason: "the agent was deleted".into(),
+            },
+            None,
+        );
+        return;
+    };
+    let mut generated_instructions = 0;
+    let outcome = models::with_working(&run.info.model, |w| -> Result<(), String> {
+        // The model's decoding (after an upgrade) is the canister's cost, not the run's.
+        let begin = ic_cdk::api::performance_counter(0);
+        let mut generation = match w.live.take() {
+            Some((id, live)) if id == run.info.id => live,
+            _ => match run.generation.take() {
+                // Continued after an upgrade or another run: re-read into the cache.
+                Some(mut saved) => {
+                    saved.invalidate();
+                    saved
+                }
+                None => {
+                    let prompt = prompt_tokens(&w.tokenizer, &agent.system_prompt, &run.prompt);
+                    let context = w.llm.config().context_length;
+                    if prompt.len() >= context {
+                        return Err(format!(
+                            "the prompt is {} tokens; the model reads at most {context}",
+                            prompt.len()
+                        ));
+                    }
+                    let sampler = if run.params.temperature == 0.0 {
+                        Sampler::Greedy
+                    } else {
+                        Sampler::top_p(run.params.temperature, run.params.top_p, run.info.seed)
+                    };
+                    run.info.tokens_in = prompt.len() as u64;
+                    Generation::new(
+                        prompt,
+                        run.params.max_tokens,
+                        stop_tokens(&w.tokenizer),
+                        sampler,
+                    )
+                }
+            },
+        };
+        while !generation.is_finished()
+            && ic_cdk::api::performance_counter(0).saturating_sub(start) < budget
+        {
+            if let Err(err) = generation.step(&mut w.llm) {
+                return Err(format!("inference failed: {err}"));
+            }
+        }
+        run.info.tokens = generation.generated().to_vec();
+        run.info.tokens_out = run.info.tokens.len() as u64;
+        run.info.text = w.tokenizer.decode(generation.generated());
+        run.generation = Some(generation.clone());
+        w.live = Some((run.info.id, generation));
+        generated_instructions = ic_cdk::api::performance_counter(0).saturating_sub(begin);
+        Ok(())
+    });
+    run.info.messages += 1;
+    run.info.instructions += generated_instructions;
+    run.attempts = 0;
+    let id = run.info.id;
+    let outcome = outcome.map_err(|err| err.to_string()).and_then(|r| r);
+    match outcome {
+        Err(reason) => {
+            mutate_state(|s| s.put_run(run));
+            finish(id, RunStatus::Failed { reason }, None);
+        }
+        Ok(()) => {
+            let stop = run.generation.as_ref().and_then(Generation::outcome);
+            run.info.status = RunStatus::Generating;
+            mutate_state(|s| s.put_run(run));
+            if let Some(stop) = stop {
+                finish(id, RunStatus::Completed, Some(stop));
+            }
+        }
+    }
+}
+
+/// Ends a run: final status, the agent's statistics and memory; then settles its usage.
+fn finish(id: u64, status: RunStatus, stop: Option<StopReason>) {
+    let now = ic_cdk::api::time();
+    mutate_state(|s| {
+        let Some(mut run) = s.run(id) else {
+            return;
+        };
+        if run.info.status.is_final() {
+            return;
+        }
+        run.info.stop_reason = stop.map(|r| {
+            match r {
+                StopReason::StopToken => "stop token",
+                StopReason::MaxTokens => "max tokens",
+                StopReason::ContextFull => "context full",
+            }
+            .to_string()
+        });
+        run.info.finished_at_nanos = Some(now);
+        if let Some(mut agent) = s.agent(run.info.agent.0) {
+            agent.stats.tokens_in += run.info.tokens_in;
+            agent.stats.tokens_out += run.info.tokens_out;
+            agent.stats.instructions += run.info.instructions;
+            match &status {
+                RunStatus::Completed => {
+                    agent.stats.completed += 1;
+                    agent.memory.push(Exchange {
+                        run: id,
+                        prompt: truncate(&run.prompt, 512),
+                        answer: truncate(&run.info.text, 1024),
+                        at_nanos: now,
+                    });
+                    let excess = agent.memory.len().saturating_sub(MEMORY_EXCHANGES);
+                    agent.memory.drain(..excess);
+                }
+                RunStatus::Failed { .. } => agent.stats.failures += 1,
+                _ => {}
+            }
+            s.agents.insert(agent.id.0, ohms_ops::Cbor(agent));
+        }
+        run.info.status = status;
+        run.generation = None;
+        s.put_run(run);
+    });
+    settle(id);
+}
+
+fn truncate(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_string();
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &text[..end])
+}
+
+/// Commits a finished run's usage to economics once (or releases the reservation when nothing
+/// was used). A commit whose reply was lost is retried; see `ohms_ops::calls::settle_usage` for
+/// how a retry, or an expired reservation, still counts the usage exactly once. A refusal that
+/// retrying cannot change is recorded on the run, which leaves the queue.
+fn settle(id: u64) {
+    if !SETTLING.with(|s| s.borrow_mut().insert(id)) {
+        return;
+    }
+    ic_cdk::futures::spawn(async move {
+        // Removes the run from the in-flight set however this task ends (a trap included).
+        struct InFlight(u64);
+        impl Drop for InFlight {
+            fn drop(&mut self) {
+                SETTLING.with(|s| s.borrow_mut().remove(&self.0));
+            }
+        }
+        let _in_flight = InFlight(id);
+        let Some(run) = read_state(|s| s.run(id)) else {
+            return;
+        };
+        if run.info.usage_committed {
+            return;
+        }
+        let Ok(owner) = access::owner() else {
+            return;
+        };
+        let outcome = match run.reservation {
+            None => Ok(()),
+            Some(reservation) if run.info.tokens_in + run.info.tokens_out == 0 => {
+                match ohms_ops::calls::release(reservation).await {
+                    Err(Error::NotFound { .. }) => Ok(()),
+                    other => other,
+                }
+            }
+            Some(reservation) => {
+                let usage = UsageReport {
+                    tokens_in: run.info.tokens_in,
+                    tokens_out: run.info.tokens_out,
+                    agents_created: 0,
+                    model: Some(run.info.model.clone()),
+                    agent: Some(run.info.agent.to_string()),
+                };
+                ohms_ops::calls::settle_usage(owner, reservation, usage, run.commit_unknown).await
+            }
+        };
+        mutate_state(|s| {
+            let Some(mut run) = s.run(id) else {
+                return;
+            };
+            match &outcome {
+                Ok(()) => {
+                    run.info.usage_committed = true;
+                    s.queue.remove(&id);
+                }
+                Err(Error::CallFailed { .. }) => run.commit_unknown = true,
+                Err(err) => {
+                    run.settle_error = Some(err.to_string());
+                    s.queue.remove(&id);
+                }
+            }
+            s.put_run(run);
+        });
+        if let Err(Error::CallFailed { reason, .. }) = outcome {
+            ic_cdk::println!("run {id}: usage not committed yet: {reason}");
+            ic_cdk_timers::set_timer(SETTLE_RETRY, async { wake() });
+        }
+    });
+}
+
+/// A run, for whoever may call the canister.
+pub fn get(env: &impl Env, id: u64) -> Result<RunInfo, Error> {
+    access::role(env)?;
+    read_state(|s| s.run(id))
+        .map(|r| r.info)
+        .ok_or_else(|| Error::not_found("run", id))
+}
+
+/// Runs, newest first; at most `MAX_RUNS_PER_PAGE` (a run carries its text and tokens).
+pub fn list(env: &impl Env, page: Page) -> Result<Paged<RunInfo>, Error> {
+    access::role(env)?;
+    let total = read_state(|s| s.runs.len());
+    let page = Page {
+        limit: page.limit.min(MAX_RUNS_PER_PAGE),
+        ..page
+    };
+    let range = page.range(total);
+    let items = read_state(|s| {
+        s.runs
+            .iter()
+            .rev()
+            .skip(range.start as usize)
+            .take((range.end - range.start) as usize)
+            .map(|e| e.value().0.info)
+            .collect()
+    });
+    Ok(Paged::new(items, range, total))
+}
+
+/// Stops a run; the tokens it used so far are committed.
+pub fn cancel(env: &impl Env, id: u64) -> Result<RunInfo, Error> {
+    access::role(env)?;
+    let run = read_state(|s| s.run(id)).ok_or_else(|| Error::not_found("run", id))?;
+    if run.info.status.is_final() {
+        return Err(Error::invalid_state(format!(
+            "run {id} has ended already ({:?})",
+            run.info.status
+        )));
+    }
+    finish(id, RunStatus::Cancelled, None);
+    get(env, id)
+}
+
+/// Runs of `agent` still in progress are cancelled when it is deleted.
+pub fn cancel_agent_runs(agent: AgentId) {
+    let active: Vec<u64> = read_state(|s| {
+        s.queue
+            .iter()
+            .map(|e| *e.key())
+            .filter(|id| {
+                s.run(*id)
+                    .is_some_and(|r| r.info.agent == agent && !r.info.status.is_final())
+            })
+            .collect()
+    });
+    for id in active {
+        finish(id, RunStatus::Cancelled, None);
+    }
+}
+
+/// Runs not yet settled.
+pub fn active() -> u32 {
+    read_state(|s| s.queue.len() as u32)
+}

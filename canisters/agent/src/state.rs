@@ -1,0 +1,165 @@
+//! The agent canister's stable state, reached only through `read_state` / `mutate_state`.
+
+use std::cell::RefCell;
+
+use candid::Principal;
+use ic_stable_structures::{StableBTreeMap, StableCell};
+use ohms_llm::generate::Generation;
+use ohms_ops::Cbor;
+use ohms_types::{
+    AgentInfo, DEFAULT_INSTRUCTIONS_PER_MESSAGE, GenerationParams, LoadedModel, RunInfo,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::memory::{self, Memory};
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct Config {
+    /// The user whose agents this canister hosts (`None`: unassigned, runs nothing).
+    pub owner: Option<Principal>,
+    pub instructions_per_message: u64,
+    pub next_run_id: u64,
+    pub next_model_slot: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            owner: None,
+            instructions_per_message: DEFAULT_INSTRUCTIONS_PER_MESSAGE,
+            next_run_id: 1,
+            next_model_slot: 1,
+        }
+    }
+}
+
+/// A run: what its caller sees, and what continuing it needs.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct RunRecord {
+    pub info: RunInfo,
+    pub prompt: String,
+    pub params: GenerationParams,
+    /// The economics reservation the usage is committed against.
+    pub reservation: Option<u64>,
+    /// Set once the prompt is tokenized; carries the sampler and the tokens so far.
+    pub generation: Option<Generation>,
+    /// Generation messages started since the last one that finished (see `runs::work`).
+    #[serde(default)]
+    pub attempts: u32,
+    /// A commit of this run's usage may have gone through (its reply was lost).
+    #[serde(default)]
+    pub commit_unknown: bool,
+    /// Why economics refused the usage, if it did.
+    #[serde(default)]
+    pub settle_error: Option<String>,
+}
+
+/// Finished runs kept (the oldest settled ones go first): stable memory stays bounded.
+pub const MAX_KEPT_RUNS: u64 = 1_000;
+
+/// Drops the oldest settled runs beyond `MAX_KEPT_RUNS`.
+pub fn prune_runs(s: &mut State) {
+    let excess = s.runs.len().saturating_sub(MAX_KEPT_RUNS);
+    if excess == 0 {
+        return;
+    }
+    let old: Vec<u64> = s
+        .runs
+        .iter()
+        .map(|e| *e.key())
+        .filter(|id| !s.queue.contains_key(id))
+        .take(excess as usize)
+        .collect();
+    for id in old {
+        s.runs.remove(&id);
+    }
+}
+
+/// A model this canister holds or is fetching.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct ModelEntry {
+    pub info: LoadedModel,
+    /// Key prefix of this model's chunks.
+    pub slot: u64,
+    /// The manifest's exact bytes (their sha256 is the root hash).
+    pub manifest: Vec<u8>,
+    /// Each shard's size and sha256 (hex), from the verified manifest.
+    pub shards: Vec<(u64, String)>,
+    /// Bytes of each shard stored so far (chunks arrive in order per shard).
+    pub received: Vec<u64>,
+    pub verified: Vec<bool>,
+    /// Verification failures, to give up on a repository that keeps serving bad bytes.
+    pub failures: u32,
+}
+
+pub struct State {
+    pub config: StableCell<Cbor<Config>, Memory>,
+    pub agents: StableBTreeMap<u64, Cbor<AgentInfo>, Memory>,
+    pub runs: StableBTreeMap<u64, Cbor<RunRecord>, Memory>,
+    pub queue: StableBTreeMap<u64, (), Memory>,
+    pub models: StableBTreeMap<String, Cbor<ModelEntry>, Memory>,
+    pub chunks: StableBTreeMap<(u64, u64), Vec<u8>, Memory>,
+}
+
+impl State {
+    fn init() -> Self {
+        use memory::*;
+        Self {
+            config: StableCell::init(get(CONFIG_MEMORY_ID), Cbor(Config::default())),
+            agents: StableBTreeMap::init(get(AGENTS_MEMORY_ID)),
+            runs: StableBTreeMap::init(get(RUNS_MEMORY_ID)),
+            queue: StableBTreeMap::init(get(QUEUE_MEMORY_ID)),
+            models: StableBTreeMap::init(get(MODELS_MEMORY_ID)),
+            chunks: StableBTreeMap::init(get(CHUNKS_MEMORY_ID)),
+        }
+    }
+
+    pub fn config(&self) -> Config {
+        self.config.get().0.clone()
+    }
+
+    pub fn update_config<R>(&mut self, f: impl FnOnce(&mut Config) -> R) -> R {
+        let mut config = self.config();
+        let result = f(&mut config);
+        self.config.set(Cbor(config));
+        result
+    }
+
+    pub fn agent(&self, id: u64) -> Option<AgentInfo> {
+        self.agents.get(&id).map(|a| a.0)
+    }
+
+    pub fn run(&self, id: u64) -> Option<RunRecord> {
+        self.runs.get(&id).map(|r| r.0)
+    }
+
+    pub fn put_run(&mut self, run: RunRecord) {
+        self.runs.insert(run.info.id, Cbor(run));
+    }
+
+    pub fn model(&self, id: &str) -> Option<ModelEntry> {
+        self.models.get(&id.to_string()).map(|m| m.0)
+    }
+
+    pub fn put_model(&mut self, entry: ModelEntry) {
+        self.models
+            .insert(entry.info.model.as_str().to_string(), Cbor(entry));
+    }
+}
+
+/// Chunk keys: a model's slot and shard in one number, so one map holds every model's bytes.
+pub fn chunk_key(slot: u64, shard: u32, offset: u64) -> (u64, u64) {
+    ((slot << 32) | u64::from(shard), offset)
+}
+
+thread_local! {
+    static STATE: RefCell<State> = RefCell::new(State::init());
+}
+
+pub fn read_state<R>(f: impl FnOnce(&State) -> R) -> R {
+    STATE.with(|s| f(&s.borrow()))
+}
+
+pub fn mutate_state<R>(f: impl FnOnce(&mut State) -> R) -> R {
+    STATE.with(|s| f(&mut s.borrow_mut()))
+}
