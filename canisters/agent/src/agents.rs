@@ -9,6 +9,7 @@ use ohms_types::{
 
 use crate::access;
 use crate::state::{mutate_state, read_state};
+use ohms_ops::paging::Order;
 
 /// Most agents one canister hosts.
 pub const MAX_AGENTS: u64 = 200;
@@ -85,17 +86,9 @@ pub fn get(env: &impl Env, id: AgentId) -> Result<AgentInfo, Error> {
 
 pub fn list(env: &impl Env, page: Page) -> Result<Paged<AgentInfo>, Error> {
     access::role(env)?;
-    let total = read_state(|s| s.agents.len());
-    let range = page.range(total);
-    let items = read_state(|s| {
-        s.agents
-            .iter()
-            .skip(range.start as usize)
-            .take((range.end - range.start) as usize)
-            .map(|e| e.value().0)
-            .collect()
-    });
-    Ok(Paged::new(items, range, total))
+    Ok(read_state(|s| {
+        ohms_ops::paging::page_values(&s.agents, page, Order::Ascending, |a| a.0)
+    }))
 }
 
 /// Pauses or resumes an agent (owner or factory).

@@ -23,6 +23,7 @@ use ohms_types::{
 use crate::access;
 use crate::models;
 use crate::state::{RunRecord, mutate_state, read_state};
+use ohms_ops::paging::Order;
 
 /// How long a settled-but-uncommitted run waits before its commit is retried.
 const SETTLE_RETRY: Duration = Duration::from_secs(10);
@@ -534,22 +535,13 @@ pub fn get(env: &impl Env, id: u64) -> Result<RunInfo, Error> {
 /// Runs, newest first; at most `MAX_RUNS_PER_PAGE` (a run carries its text and tokens).
 pub fn list(env: &impl Env, page: Page) -> Result<Paged<RunInfo>, Error> {
     access::role(env)?;
-    let total = read_state(|s| s.runs.len());
     let page = Page {
         limit: page.limit.min(MAX_RUNS_PER_PAGE),
         ..page
     };
-    let range = page.range(total);
-    let items = read_state(|s| {
-        s.runs
-            .iter()
-            .rev()
-            .skip(range.start as usize)
-            .take((range.end - range.start) as usize)
-            .map(|e| e.value().0.info)
-            .collect()
-    });
-    Ok(Paged::new(items, range, total))
+    Ok(read_state(|s| {
+        ohms_ops::paging::page_values(&s.runs, page, Order::Descending, |r| r.0.info)
+    }))
 }
 
 /// Stops a run; the tokens it used so far are committed.

@@ -8,6 +8,8 @@ use ic_cdk_management_canister::{CanisterIdRecord, DepositCyclesArgs};
 use ohms_ops::Env;
 use ohms_types::{AgentCanisterRecord, Alert, AlertKind, Error, FactorySettings, Page, Paged};
 
+use ohms_ops::paging::Order;
+
 use crate::state::{mutate_state, read_state};
 
 /// Agent canisters looked at per round (each costs a `canister_status` call).
@@ -185,34 +187,17 @@ fn alert(kind: AlertKind, canister: Option<Principal>, message: String) {
 /// Alerts, newest first. Administrators only.
 pub fn alerts(env: &impl Env, page: Page) -> Result<Paged<Alert>, Error> {
     ohms_ops::access::admin(env)?;
-    let total = read_state(|s| s.alerts.len());
-    let range = page.range(total);
-    let items = read_state(|s| {
-        s.alerts
-            .iter()
-            .rev()
-            .skip(range.start as usize)
-            .take((range.end - range.start) as usize)
-            .map(|e| e.value().0)
-            .collect()
-    });
-    Ok(Paged::new(items, range, total))
+    Ok(read_state(|s| {
+        ohms_ops::paging::page_values(&s.alerts, page, Order::Descending, |a| a.0)
+    }))
 }
 
 /// Every agent canister with its balance as last seen. Administrators only.
 pub fn agent_canisters(env: &impl Env, page: Page) -> Result<Paged<AgentCanisterRecord>, Error> {
     ohms_ops::access::admin(env)?;
-    let total = read_state(|s| s.canisters.len());
-    let range = page.range(total);
-    let items = read_state(|s| {
-        s.canisters
-            .iter()
-            .skip(range.start as usize)
-            .take((range.end - range.start) as usize)
-            .map(|e| e.value().0)
-            .collect()
-    });
-    Ok(Paged::new(items, range, total))
+    Ok(read_state(|s| {
+        ohms_ops::paging::page_values(&s.canisters, page, Order::Ascending, |r| r.0)
+    }))
 }
 
 #[cfg(test)]

@@ -20,6 +20,7 @@ pub mod lifecycle;
 pub mod lock;
 pub mod memory;
 pub mod metrics;
+pub mod paging;
 pub mod pause;
 pub mod reply;
 mod state;
