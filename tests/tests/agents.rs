@@ -802,8 +802,15 @@ fn generation_matches_the_native_model_in_every_mode_and_figures_are_printed() {
 fn smollm2_answers_through_the_wasm_and_figures_are_printed() {
     let path = ohms_integration_tests::smollm2().expect("scripts/fetch-model first");
     for mode in ["4bit", "q8"] {
-        let model =
-            ohms_integration_tests::compress_gguf(&path, "SmolLM2-135M-Instruct", mode, 8 << 20);
+        // The copy scripts/run compressed, when there is one (4-bit compression takes minutes).
+        let compressed = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join(format!("../target/ohms-run/smollm2-135m.{mode}"));
+        let model = match novaq::format::dir::read_verified(&compressed) {
+            Ok(files) => (files.manifest_bytes, files.shards),
+            Err(_) => {
+                ohms_integration_tests::compress_gguf(&path, "SmolLM2-135M-Instruct", mode, 8 << 20)
+            }
+        };
         let id = format!("smollm2-135m-{mode}");
         let mut p = Platform::with_model(&id, mode, model);
         p.subscribe(alice());
@@ -848,4 +855,148 @@ fn smollm2_answers_through_the_wasm_and_figures_are_printed() {
             );
         }
     }
+}
+
+#[test]
+fn the_factory_guards_its_methods_and_keeps_everything_across_its_upgrade() {
+    let Some(mut p) = Platform::deploy() else {
+        return;
+    };
+    p.subscribe(alice());
+    // Anonymous callers act for nobody.
+    let anonymous = p.create(Principal::anonymous(), PYTHON_TEAM, None);
+    assert_eq!(anonymous.unwrap_err(), Error::Anonymous);
+    for method in ["pause_agent", "resume_agent", "get_agent"] {
+        let reply: Result<AgentInfo, Error> =
+            p.factory_update(Principal::anonymous(), method, AgentId(1));
+        assert_eq!(reply.unwrap_err(), Error::Anonymous, "{method}");
+    }
+    // Administrators' methods refuse a plain user.
+    let wasm_chunk = AgentWasmChunk {
+        sha256: "00".repeat(32),
+        total_bytes: 8,
+        offset: 0,
+        bytes: b"\0asm\x01\0\0\0".to_vec(),
+    };
+    let upload: Result<AgentWasmStatus, Error> =
+        p.factory_update(alice(), "upload_agent_wasm", wasm_chunk);
+    assert!(
+        matches!(upload, Err(Error::NotAuthorized { .. })),
+        "{upload:?}"
+    );
+    let settings = p.settings();
+    let set: Result<(), Error> =
+        p.factory_update(alice(), "set_factory_settings", settings.clone());
+    assert!(matches!(set, Err(Error::NotAuthorized { .. })), "{set:?}");
+    let upgrade: Result<UpgradeReport, Error> =
+        p.factory_update(alice(), "upgrade_agent_canisters", 10u32);
+    assert!(
+        matches!(upgrade, Err(Error::NotAuthorized { .. })),
+        "{upgrade:?}"
+    );
+    let factory = p.factory;
+    let top_up: Result<(), Error> = p
+        .suite
+        .update(factory, alice(), "top_up_agent_canisters", ());
+    assert!(
+        matches!(top_up, Err(Error::NotAuthorized { .. })),
+        "{top_up:?}"
+    );
+    let listed: Result<Paged<AgentCanisterRecord>, Error> =
+        p.factory_query(alice(), "agent_canisters", Page::default());
+    assert!(
+        matches!(listed, Err(Error::NotAuthorized { .. })),
+        "{listed:?}"
+    );
+
+    // Two concurrent create_agents of one user: one proceeds, the other is Busy.
+    let args = CreateAgentsArgs {
+        instructions: PYTHON_TEAM.into(),
+        count: Some(2),
+        model: None,
+    };
+    let first = p
+        .suite
+        .env
+        .submit_call(
+            factory,
+            alice(),
+            "create_agents",
+            ohms_integration_tests::encode(&args),
+        )
+        .unwrap();
+    let second = p
+        .suite
+        .env
+        .submit_call(
+            factory,
+            alice(),
+            "create_agents",
+            ohms_integration_tests::encode(&args),
+        )
+        .unwrap();
+    let decode =
+        |bytes: Vec<u8>| candid::decode_one::<Result<CreatedAgents, Error>>(&bytes).unwrap();
+    let results = [
+        decode(p.suite.env.await_call(first).unwrap()),
+        decode(p.suite.env.await_call(second).unwrap()),
+    ];
+    assert_eq!(
+        results.iter().filter(|r| r.is_ok()).count(),
+        1,
+        "{results:?}"
+    );
+    assert!(
+        results.iter().any(|r| r == &Err(Error::Busy)),
+        "{results:?}"
+    );
+    assert_eq!(p.usage(alice()).usage.agents_created, 2);
+
+    // A page asked for u32::MAX items holds at most the page maximum.
+    let huge = Page {
+        start: 0,
+        limit: u32::MAX,
+    };
+    let mine: Result<Paged<AgentInfo>, Error> = p.factory_update(alice(), "list_agents", huge);
+    assert_eq!(mine.unwrap().items.len(), 2);
+
+    // The factory's own upgrade keeps its records, its wasm and its settings, and its timers
+    // run again.
+    let before_record = p.record_of(alice()).unwrap();
+    let before_wasm: AgentWasmStatus = p.factory_query(controller(), "agent_wasm_status", ());
+    let mut changed = settings;
+    changed.top_up_interval_seconds = 120;
+    p.set_settings(changed.clone());
+    p.suite
+        .upgrade("agent_factory", None)
+        .expect("upgrade the factory");
+    assert_eq!(p.record_of(alice()), Some(before_record.clone()));
+    let after_wasm: AgentWasmStatus = p.factory_query(controller(), "agent_wasm_status", ());
+    assert_eq!(after_wasm, before_wasm);
+    assert_eq!(p.settings(), changed);
+    let agent = results.iter().flatten().next().unwrap().agents[0].id;
+    let got: Result<AgentInfo, Error> = p.factory_update(alice(), "get_agent", agent);
+    assert_eq!(got.unwrap().id, agent);
+    let more = p
+        .create(alice(), "an agent that writes stories", Some(1))
+        .unwrap();
+    assert!(!more.canister_created);
+    assert_eq!(
+        more.agents[0].id,
+        AgentId(3),
+        "agent ids continue after the upgrade"
+    );
+    // The top-up timer was armed again: a round runs after the interval.
+    let mut low = p.settings();
+    low.top_up_threshold = p.suite.env.cycle_balance(before_record.canister) + 1;
+    low.agent_initial_cycles = low.top_up_threshold;
+    p.set_settings(low);
+    p.suite
+        .upgrade("agent_factory", None)
+        .expect("upgrade the factory again");
+    p.suite.env.advance_time(Duration::from_secs(121));
+    for _ in 0..10 {
+        p.suite.env.tick();
+    }
+    assert!(p.record_of(alice()).unwrap().topped_up_cycles > 0);
 }
