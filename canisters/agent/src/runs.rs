@@ -105,6 +105,11 @@ pub async fn start(env: &(impl Env + Clone), args: RunArgs) -> Result<RunInfo, E
             agent.id
         )));
     }
+    let first_status = if models::state(&agent.model) == Some(ModelLoadState::Ready) {
+        RunStatus::Queued
+    } else {
+        RunStatus::LoadingModel
+    };
     let run = mutate_state(|s| {
         let id = s.update_config(|c| {
             c.next_run_id += 1;
@@ -115,7 +120,7 @@ pub async fn start(env: &(impl Env + Clone), args: RunArgs) -> Result<RunInfo, E
                 id,
                 agent: agent.id,
                 model: agent.model.clone(),
-                status: RunStatus::LoadingModel,
+                status: first_status,
                 text: String::new(),
                 tokens: Vec::new(),
                 tokens_in: 0,

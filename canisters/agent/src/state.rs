@@ -81,7 +81,9 @@ pub struct ModelEntry {
     pub info: LoadedModel,
     /// Key prefix of this model's chunks.
     pub slot: u64,
-    /// The manifest's exact bytes (their sha256 is the root hash).
+    /// The manifest's exact bytes (their sha256 is the root hash); a CBOR byte string, not an
+    /// array of numbers, since the entry is read and written with every chunk.
+    #[serde(with = "serde_bytes")]
     pub manifest: Vec<u8>,
     /// Each shard's size and sha256 (hex), from the verified manifest.
     pub shards: Vec<(u64, String)>,

@@ -13,6 +13,7 @@ use ohms_types::{
     MAX_CHUNK_BYTES, ModelId, ModelMetadata, OpsStatus, Siblings, Tier,
 };
 
+use crate::agents;
 use crate::model;
 use crate::pay;
 use crate::repo_client::{LocalTransport, RepoClient};
@@ -41,8 +42,10 @@ pub enum Command {
         json: bool,
     },
     /// Install DFINITY's ICP ledger (a demo user funded with 100 ICP) and the five canisters,
-    /// wired as siblings, on a new local network saved in a file, for `ohms model …` and
-    /// `ohms pay … --local-state FILE` (an existing file is replaced by a fresh network).
+    /// wired as siblings, on a new local network saved in a file, and upload the agent wasm to
+    /// the agent factory (the module of every user's agent canister), for `ohms model …`,
+    /// `ohms pay …` and `ohms agents … --local-state FILE` (an existing file is replaced by a
+    /// fresh network).
     Deploy {
         /// Where the network is saved.
         #[arg(long, default_value = crate::model::DEFAULT_STATE)]
@@ -262,6 +265,22 @@ fn deploy(state: &Path, wasm_dir: &Path) -> Result<()> {
     for (name, id) in &canisters {
         println!("{name:<14} {}", id.to_text());
     }
+    // The module the factory installs in every user's agent canister.
+    let module = read_wasm(wasm_dir, "agent")?;
+    let status = agents::upload_agent_wasm(
+        &mut ic,
+        canisters["agent_factory"],
+        model::local_identity(),
+        &module,
+    )
+    .context("uploading the agent wasm to the agent factory")?;
+    println!(
+        "agent wasm uploaded to agent_factory: {} bytes in {} chunk(s) of at most {} bytes; active sha256 {}",
+        status.active_bytes,
+        module.len().div_ceil(agents::AGENT_WASM_CHUNK_BYTES),
+        agents::AGENT_WASM_CHUNK_BYTES,
+        status.active_sha256.as_deref().unwrap_or("none")
+    );
     let saved = model::SavedNetwork {
         network: ic.state().clone(),
         canisters,

@@ -2,6 +2,7 @@
 //!
 //! Exit codes: 0 success, 1 failure (bad input, failed verification), 2 usage error.
 
+mod agents;
 mod local;
 mod model;
 mod novaq;
@@ -32,6 +33,10 @@ enum Command {
     /// Paying for a subscription with ICP on the local network: ledger balances, approving
     /// economics and subscribing (ICRC-2), receipts.
     Pay(pay::Args),
+    /// Agents on the local network: what the agent factory makes of instructions, creating
+    /// agents in the user's agent canister, running one on a prompt (the model loads and
+    /// generates inside the canister) and listing them with their statistics.
+    Agents(agents::Args),
 }
 
 fn main() -> ExitCode {
@@ -41,6 +46,7 @@ fn main() -> ExitCode {
         Command::Local(command) => local::run(command),
         Command::Model(args) => model::run(args),
         Command::Pay(args) => pay::run(args),
+        Command::Agents(args) => agents::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
