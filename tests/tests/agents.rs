@@ -390,6 +390,16 @@ fn instructions_become_three_agents_in_a_new_canister_that_generate_like_the_nat
         p.suite.env.tick();
     }
     assert_eq!(p.usage(alice()).usage.tokens_out, total_out);
+    // The repository counts the model's tokens too.
+    let repo = p.suite.id("model_repo");
+    let record: Result<ohms_types::ModelRecord, Error> =
+        p.suite
+            .query(repo, controller(), "get_model", (MODEL.to_string(),));
+    let record = record.unwrap();
+    assert_eq!(
+        (record.usage_tokens, record.usage_calls),
+        (total_in + total_out, 3)
+    );
 
     // The model was loaded once for the three agents.
     let status = p.agent_status(canister, alice());
@@ -999,4 +1009,47 @@ fn the_factory_guards_its_methods_and_keeps_everything_across_its_upgrade() {
         p.suite.env.tick();
     }
     assert!(p.record_of(alice()).unwrap().topped_up_cycles > 0);
+}
+
+#[test]
+fn a_run_that_outlives_its_reservation_is_still_counted_exactly_once() {
+    let Some(mut p) = Platform::deploy() else {
+        return;
+    };
+    let economics = p.economics;
+    let config: ohms_types::EconomicsConfig =
+        p.suite
+            .query(economics, controller(), "economics_config", ());
+    let mut settings = config.settings;
+    settings.reservation_ttl_seconds = 30;
+    let set: Result<(), Error> =
+        p.suite
+            .update(economics, controller(), "set_settings", (settings,));
+    set.unwrap();
+    let mut factory_settings = p.settings();
+    factory_settings.agent_instructions_per_message = 40_000_000;
+    p.set_settings(factory_settings);
+    p.subscribe(alice());
+    let created = p.create(alice(), PYTHON_TEAM, None).unwrap();
+    let run = p
+        .run(
+            created.canister,
+            alice(),
+            run_args(created.agents[0].id, "The cat sat", greedy(40), 5),
+        )
+        .unwrap();
+    // The reservation expires while the run is still generating.
+    p.suite.env.advance_time(Duration::from_secs(120));
+    let done = p.finish(created.canister, alice(), run.id);
+    assert_eq!(done.status, RunStatus::Completed);
+    assert!(done.messages > 2);
+    let usage = p.usage(alice()).usage;
+    assert_eq!(
+        (usage.tokens_in, usage.tokens_out),
+        (done.tokens_in, done.tokens_out)
+    );
+    for _ in 0..50 {
+        p.suite.env.tick();
+    }
+    assert_eq!(p.usage(alice()).usage.tokens_out, done.tokens_out);
 }

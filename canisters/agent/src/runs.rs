@@ -34,12 +34,19 @@ const MAX_ATTEMPTS: u32 = 3;
 /// Runs per `list_runs` page: 20 runs of 2,048 tokens and their text stay far below the 2 MiB
 /// reply limit.
 const MAX_RUNS_PER_PAGE: u32 = 20;
+/// A generation message scheduled this long ago without clearing its mark has trapped (a timer
+/// of delay zero runs within a round).
+const GENERATION_STALE_NANOS: u64 = 20_000_000_000;
 /// Tokens a chat template adds around the system prompt and the user's turn, at most.
 const CHAT_TEMPLATE_TOKENS: usize = 32;
 
 thread_local! {
     /// Whether the worker timer is armed.
     static WORKER_ARMED: Cell<bool> = const { Cell::new(false) };
+    /// When the pending generation message was scheduled: one at a time. Set by `work`, cleared
+    /// by the generation message itself; if that message traps, the clearing is rolled back
+    /// and `work` treats the message as failed once it is older than `GENERATION_STALE`.
+    static GENERATION_PENDING: Cell<Option<u64>> = const { Cell::new(None) };
     /// Runs whose usage is being committed (one commit in flight per run).
     static SETTLING: RefCell<BTreeSet<u64>> = RefCell::default();
 }
@@ -244,6 +251,10 @@ pub fn arm_watchdog() {
 /// model is ready to a message of its own. The attempt is counted here, in this message, so a
 /// generation message that traps is counted too and a run that keeps trapping is failed.
 fn work() {
+    let now = ic_cdk::api::time();
+    let generating = GENERATION_PENDING
+        .with(Cell::get)
+        .is_some_and(|at| now.saturating_sub(at) < GENERATION_STALE_NANOS);
     let queued: Vec<u64> = read_state(|s| s.queue.iter().map(|e| *e.key()).collect());
     for id in queued {
         let Some(run) = read_state(|s| s.run(id)) else {
@@ -274,6 +285,12 @@ fn work() {
                 continue;
             }
         }
+        // A paused agent's runs wait for it to be resumed.
+        if read_state(|s| s.agent(run.info.agent.0))
+            .is_some_and(|a| a.status == AgentStatus::Paused)
+        {
+            continue;
+        }
         if run.attempts >= MAX_ATTEMPTS {
             finish(
                 id,
@@ -286,13 +303,19 @@ fn work() {
             );
             continue;
         }
+        if generating {
+            // The next generation message is on its way; it wakes the worker when done.
+            return;
+        }
         mutate_state(|s| {
             if let Some(mut run) = s.run(id) {
                 run.attempts += 1;
                 s.put_run(run);
             }
         });
+        GENERATION_PENDING.with(|p| p.set(Some(now)));
         ic_cdk_timers::set_timer(Duration::ZERO, async move {
+            GENERATION_PENDING.with(|p| p.set(None));
             if let Some(run) = read_state(|s| s.run(id))
                 && !run.info.status.is_final()
             {
@@ -522,9 +545,28 @@ fn settle(id: u64) {
             }
             s.put_run(run);
         });
-        if let Err(Error::CallFailed { reason, .. }) = outcome {
-            ic_cdk::println!("run {id}: usage not committed yet: {reason}");
-            ic_cdk_timers::set_timer(SETTLE_RETRY, async { wake() });
+        match outcome {
+            Err(Error::CallFailed { reason, .. }) => {
+                ic_cdk::println!("run {id}: usage not committed yet: {reason}");
+                ic_cdk_timers::set_timer(SETTLE_RETRY, async { wake() });
+            }
+            // The repository's per-model counter is informational (economics meters the
+            // tokens): told once, a failure is not retried.
+            Ok(()) if run.info.tokens_in + run.info.tokens_out > 0 => {
+                if let Ok(repo) = ohms_ops::calls::sibling("model_repo") {
+                    let tokens = run.info.tokens_in + run.info.tokens_out;
+                    let told = ohms_ops::calls::call::<_, ()>(
+                        repo,
+                        "record_usage",
+                        (run.info.model.clone(), tokens),
+                    )
+                    .await;
+                    if let Err(err) = told {
+                        ic_cdk::println!("run {id}: the repository's usage count missed it: {err}");
+                    }
+                }
+            }
+            _ => {}
         }
     });
 }
