@@ -24,7 +24,9 @@ use sha2::{Digest, Sha256};
 
 use crate::model::{DEFAULT_STATE, with_local_network};
 use crate::pay::demo_user;
-use crate::repo_client::{CanisterError, LocalTransport, RepoTransport, decode, encode};
+use crate::repo_client::{
+    CanisterError, LocalTransport, RepoTransport, decode, encode, local_query, local_update,
+};
 
 /// The largest piece of the agent wasm sent in one `upload_agent_wasm` call.
 pub const AGENT_WASM_CHUNK_BYTES: usize = 1 << 20;
@@ -177,12 +179,7 @@ impl Agents<'_> {
         method: &'static str,
         args: A,
     ) -> Result<R> {
-        let mut transport = LocalTransport {
-            ic: self.ic,
-            canister,
-            sender: self.user,
-        };
-        decode(method, &transport.query(method, encode(args)?)?)
+        local_query(self.ic, canister, self.user, method, args)
     }
 
     fn update<A: ArgumentEncoder, R: CandidType + DeserializeOwned>(
@@ -191,12 +188,7 @@ impl Agents<'_> {
         method: &'static str,
         args: A,
     ) -> Result<R> {
-        let mut transport = LocalTransport {
-            ic: self.ic,
-            canister,
-            sender: self.user,
-        };
-        decode(method, &transport.update(method, encode(args)?)?)
+        local_update(self.ic, canister, self.user, method, args)
     }
 
     fn analyze(&mut self, instructions: &str) -> Result<()> {

@@ -25,7 +25,7 @@ use ohms_types::{
 use serde::de::DeserializeOwned;
 
 use crate::model::{DEFAULT_STATE, SavedNetwork, parse_tier, with_local_network};
-use crate::repo_client::{CanisterError, LocalTransport, RepoTransport, decode, encode};
+use crate::repo_client::{CanisterError, local_query, local_update};
 
 /// The name `ohms local deploy` records the ICP ledger under in the network file.
 pub const LEDGER: &str = "icp_ledger";
@@ -132,7 +132,7 @@ impl<'a> Pay<'a> {
     fn new(ic: &'a mut LocalIc, saved: &SavedNetwork, user: Principal) -> Result<Self> {
         let ledger = saved.canister(LEDGER)?;
         let economics = saved.canister("economics")?;
-        let config: EconomicsConfig = query(ic, economics, user, "economics_config", ())?;
+        let config: EconomicsConfig = local_query(ic, economics, user, "economics_config", ())?;
         if config.ledger != ledger {
             bail!(
                 "economics takes payments on {}, not on the network's ICP ledger {ledger}",
@@ -154,7 +154,7 @@ impl<'a> Pay<'a> {
         method: &'static str,
         args: A,
     ) -> Result<R> {
-        query(self.ic, canister, self.user, method, args)
+        local_query(self.ic, canister, self.user, method, args)
     }
 
     fn update<A: ArgumentEncoder, R: CandidType + DeserializeOwned>(
@@ -163,12 +163,7 @@ impl<'a> Pay<'a> {
         method: &'static str,
         args: A,
     ) -> Result<R> {
-        let mut transport = LocalTransport {
-            ic: self.ic,
-            canister,
-            sender: self.user,
-        };
-        decode(method, &transport.update(method, encode(args)?)?)
+        local_update(self.ic, canister, self.user, method, args)
     }
 
     fn balance_of(&mut self, account: Account) -> Result<u64> {
@@ -329,21 +324,6 @@ impl<'a> Pay<'a> {
         }
         Ok(())
     }
-}
-
-fn query<A: ArgumentEncoder, R: CandidType + DeserializeOwned>(
-    ic: &mut LocalIc,
-    canister: Principal,
-    sender: Principal,
-    method: &'static str,
-    args: A,
-) -> Result<R> {
-    let mut transport = LocalTransport {
-        ic,
-        canister,
-        sender,
-    };
-    decode(method, &transport.query(method, encode(args)?)?)
 }
 
 fn print_subscription(s: &Subscription) {

@@ -96,6 +96,38 @@ pub struct RepoClient<T> {
     pub transport: T,
 }
 
+/// `canister.method(args)` as a query on the in-process network, sent by `sender`.
+pub(crate) fn local_query<A: ArgumentEncoder, R: CandidType + DeserializeOwned>(
+    ic: &mut LocalIc,
+    canister: Principal,
+    sender: Principal,
+    method: &'static str,
+    args: A,
+) -> Result<R> {
+    let mut transport = LocalTransport {
+        ic,
+        canister,
+        sender,
+    };
+    decode(method, &transport.query(method, encode(args)?)?)
+}
+
+/// `canister.method(args)` as an update on the in-process network, sent by `sender`.
+pub(crate) fn local_update<A: ArgumentEncoder, R: CandidType + DeserializeOwned>(
+    ic: &mut LocalIc,
+    canister: Principal,
+    sender: Principal,
+    method: &'static str,
+    args: A,
+) -> Result<R> {
+    let mut transport = LocalTransport {
+        ic,
+        canister,
+        sender,
+    };
+    decode(method, &transport.update(method, encode(args)?)?)
+}
+
 pub(crate) fn encode<A: ArgumentEncoder>(args: A) -> Result<Vec<u8>> {
     candid::encode_args(args).context("encoding the call's arguments")
 }
