@@ -7,6 +7,7 @@
 use std::time::Duration;
 
 use candid::{CandidType, Nat, Principal};
+use ic_test_env::Fault;
 use icrc_ledger_types::icrc1::account::Account as IcrcAccount;
 use icrc_ledger_types::icrc2::approve::{ApproveArgs, ApproveError};
 use novaq::format::Manifest;
@@ -1052,4 +1053,82 @@ fn a_run_that_outlives_its_reservation_is_still_counted_exactly_once() {
         p.suite.env.tick();
     }
     assert_eq!(p.usage(alice()).usage.tokens_out, done.tokens_out);
+}
+
+#[test]
+fn lost_replies_and_traps_while_fetching_a_model_are_retried_to_a_complete_load() {
+    let Some(mut p) = Platform::deploy() else {
+        return;
+    };
+    p.subscribe(alice());
+    let canister = p.create(alice(), PYTHON_TEAM, None).unwrap().canister;
+    let q8 = ohms_integration_tests::stories260k("q8", 64 << 10).unwrap();
+    p.publish("stories260k-q8", "q8", q8.clone());
+    // The agent canister's next calls to the repository misbehave: a lost reply to the
+    // manifest, then a lost reply and a trapping callback among the chunks.
+    let repo = p.suite.id("model_repo");
+    for fault in [
+        Fault::LoseReply {
+            canister,
+            callee: repo,
+            method: Some("get_manifest".into()),
+        },
+        Fault::LoseReply {
+            canister,
+            callee: repo,
+            method: Some("get_chunk".into()),
+        },
+        Fault::TrapInCallback {
+            canister,
+            callee: repo,
+            method: Some("get_chunk".into()),
+        },
+    ] {
+        if !p.suite.env.inject_fault(fault) {
+            return; // PocketIC cannot inject faults.
+        }
+    }
+    let created: Result<CreatedAgents, Error> = p.factory_update(
+        alice(),
+        "create_agents",
+        CreateAgentsArgs {
+            instructions: "a storyteller".into(),
+            count: Some(1),
+            model: Some(ModelId::parse("stories260k-q8", "model").unwrap()),
+        },
+    );
+    let agent = created.unwrap().agents[0].clone();
+    let run = p
+        .run(
+            canister,
+            alice(),
+            run_args(agent.id, "Tom had a red ball", greedy(16), 9),
+        )
+        .unwrap();
+    let mut done = None;
+    for _ in 0..300 {
+        p.suite.env.advance_time(Duration::from_secs(1));
+        p.suite.env.tick();
+        let now = p.get_run(canister, alice(), run.id).unwrap();
+        if now.status.is_final() && now.usage_committed {
+            done = Some(now);
+            break;
+        }
+    }
+    let done = done.expect("the run finished");
+    assert_eq!(p.suite.env.pending_faults(), 0, "every fault was hit");
+    assert_eq!(done.status, RunStatus::Completed, "{done:?}");
+    p.model = Some(q8);
+    assert_eq!(
+        done.tokens,
+        p.native(&agent.system_prompt, "Tom had a red ball", &greedy(16), 9)
+    );
+    let loaded = p.agent_status(canister, alice()).models;
+    let q8_entry = loaded
+        .iter()
+        .find(|m| m.model.as_str() == "stories260k-q8")
+        .unwrap();
+    assert_eq!(q8_entry.state, ModelLoadState::Ready);
+    assert_eq!(q8_entry.bytes_received, q8_entry.bytes_total);
+    assert_eq!(q8_entry.shards_verified, q8_entry.shards_total);
 }
