@@ -3,6 +3,11 @@
 
 use std::path::PathBuf;
 
+// Where the model files are: the same rules as the model crates' tests.
+#[path = "../../crates/ohms-llm/tests/common/mod.rs"]
+mod common;
+pub use common::{fixture, model};
+
 use candid::utils::ArgumentEncoder;
 use candid::{CandidType, Principal};
 use ic_test_env::{CallError, TestEnv};
@@ -266,23 +271,6 @@ impl Suite {
     }
 }
 
-/// `../shared/fixtures/<name>` beside the repository (`$OHMS_FIXTURES/<name>`). Under CI
-/// (`CI=true`) a missing fixture fails the test; elsewhere the test is skipped with a notice.
-pub fn fixture(name: &str) -> Option<PathBuf> {
-    let dir = std::env::var_os("OHMS_FIXTURES")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures"));
-    let path = dir.join(name);
-    if path.is_file() {
-        return Some(path);
-    }
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("required test input {} is missing", path.display());
-    }
-    eprintln!("skipping: {} is not present", path.display());
-    None
-}
-
 /// stories260K compressed by NOVAQ in `mode` (`2bit`, `4bit`, `q8`, …) with its architecture
 /// and tokenizer, as manifest bytes and shards of `shard_size` bytes; `None` without the
 /// fixture.
@@ -293,9 +281,7 @@ pub fn stories260k(mode: &str, shard_size: u64) -> Option<(Vec<u8>, Vec<Vec<u8>>
 
 /// SmolLM2-135M-Instruct as `scripts/fetch-model` leaves it in `models/`, if it is there.
 pub fn smollm2() -> Option<PathBuf> {
-    let path =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../models/SmolLM2-135M-Instruct.Q4_1.gguf");
-    path.is_file().then_some(path)
+    model("SmolLM2-135M-Instruct.Q4_1.gguf")
 }
 
 /// A GGUF model compressed by NOVAQ in `mode`, with its architecture and tokenizer, as

@@ -22,7 +22,6 @@ use ohms_types::{
     UpgradeReport, UsageSummary,
 };
 use serde::de::DeserializeOwned;
-use sha2::{Digest, Sha256};
 
 const BASIC_PRICE: u64 = 100_000_000;
 const MODEL: &str = "stories260k-4bit";
@@ -75,7 +74,7 @@ impl Platform {
     }
 
     fn upload_agent_wasm(&mut self, module: &[u8]) -> AgentWasmStatus {
-        let sha256 = hex(&Sha256::digest(module));
+        let sha256 = novaq::format::sha256_hex(module);
         let mut status = None;
         let piece = 1 << 20;
         for (i, part) in module.chunks(piece).enumerate() {
@@ -159,6 +158,24 @@ impl Platform {
                 instructions: instructions.into(),
                 count,
                 model: None,
+            },
+        )
+    }
+
+    /// One agent on `model` (the analysis's choice overridden).
+    fn create_on(
+        &mut self,
+        who: Principal,
+        instructions: &str,
+        model: &str,
+    ) -> Result<CreatedAgents, Error> {
+        self.factory_update(
+            who,
+            "create_agents",
+            CreateAgentsArgs {
+                instructions: instructions.into(),
+                count: Some(1),
+                model: Some(ModelId::parse(model, "model").unwrap()),
             },
         )
     }
@@ -261,10 +278,6 @@ impl Platform {
         )
         .unwrap()
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn alice() -> Principal {
@@ -684,15 +697,7 @@ fn hostile_input_is_a_cheap_typed_error() {
         matches!(unknown, Err(Error::NotFound { .. })),
         "{unknown:?}"
     );
-    let model: Result<CreatedAgents, Error> = p.factory_update(
-        alice(),
-        "create_agents",
-        CreateAgentsArgs {
-            instructions: PYTHON_TEAM.into(),
-            count: Some(1),
-            model: Some(ModelId::parse("no-such-model", "model").unwrap()),
-        },
-    );
+    let model = p.create_on(alice(), PYTHON_TEAM, "no-such-model");
     assert!(
         matches!(&model, Err(Error::InvalidArgument { field, .. }) if field == "model"),
         "{model:?}"
@@ -771,15 +776,7 @@ fn generation_matches_the_native_model_in_every_mode_and_figures_are_printed() {
         let model = ohms_integration_tests::stories260k(mode, 64 << 10).unwrap();
         let id = format!("stories260k-{mode}");
         p.publish(&id, mode, model.clone());
-        let created: Result<CreatedAgents, Error> = p.factory_update(
-            alice(),
-            "create_agents",
-            CreateAgentsArgs {
-                instructions: "a storyteller".into(),
-                count: Some(1),
-                model: Some(ModelId::parse(&id, "model").unwrap()),
-            },
-        );
+        let created = p.create_on(alice(), "a storyteller", &id);
         let created = created.unwrap();
         let agent = &created.agents[0];
         assert_eq!(agent.model.as_str(), id);
@@ -825,15 +822,7 @@ fn smollm2_answers_through_the_wasm_and_figures_are_printed() {
         let id = format!("smollm2-135m-{mode}");
         let mut p = Platform::with_model(&id, mode, model);
         p.subscribe(alice());
-        let created: Result<CreatedAgents, Error> = p.factory_update(
-            alice(),
-            "create_agents",
-            CreateAgentsArgs {
-                instructions: "a Python developer".into(),
-                count: Some(1),
-                model: Some(ModelId::parse(&id, "model").unwrap()),
-            },
-        );
+        let created = p.create_on(alice(), "a Python developer", &id);
         let created = created.unwrap();
         let agent = &created.agents[0];
         let prompt = "Write a Python function that reverses a string.";
@@ -1088,15 +1077,7 @@ fn lost_replies_and_traps_while_fetching_a_model_are_retried_to_a_complete_load(
             return; // PocketIC cannot inject faults.
         }
     }
-    let created: Result<CreatedAgents, Error> = p.factory_update(
-        alice(),
-        "create_agents",
-        CreateAgentsArgs {
-            instructions: "a storyteller".into(),
-            count: Some(1),
-            model: Some(ModelId::parse("stories260k-q8", "model").unwrap()),
-        },
-    );
+    let created = p.create_on(alice(), "a storyteller", "stories260k-q8");
     let agent = created.unwrap().agents[0].clone();
     let run = p
         .run(

@@ -7,7 +7,7 @@ use std::cell::RefCell;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use novaq::format::Manifest;
+use novaq::format::{Manifest, sha256_hex};
 use novaq::kernel::QuantizedMatrix;
 use ohms_llm::{Model, Tokenizer};
 use ohms_types::{
@@ -211,7 +211,7 @@ async fn fetch_manifest(model: &ModelId) -> Result<(), Error> {
         )));
     }
     let bytes: ByteBuf = ohms_ops::calls::call(repo, "get_manifest", (model,)).await?;
-    let found = hex::encode(Sha256::digest(&bytes));
+    let found = sha256_hex(&bytes);
     if found != record.root_hash {
         return Err(Error::invalid_state(format!(
             "the manifest of {model} hashes to {found}, the repository's root hash is {}",
@@ -238,7 +238,7 @@ async fn fetch_manifest(model: &ModelId) -> Result<(), Error> {
         // An empty shard has nothing to fetch; its hash is still checked.
         entry.verified = shards
             .iter()
-            .map(|(size, sha)| *size == 0 && *sha == hex::encode(Sha256::digest([])))
+            .map(|(size, sha)| *size == 0 && *sha == sha256_hex(&[]))
             .collect();
         entry.info.shards_verified = entry.verified.iter().filter(|v| **v).count() as u32;
         entry.shards = shards;

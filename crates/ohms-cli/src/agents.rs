@@ -25,7 +25,7 @@ use sha2::{Digest, Sha256};
 use crate::model::{DEFAULT_STATE, with_local_network};
 use crate::pay::demo_user;
 use crate::repo_client::{
-    CanisterError, LocalTransport, RepoTransport, decode, encode, local_query, local_update,
+    CallKind, CanisterError, LocalTransport, RepoTransport, decode, encode, local_call,
 };
 
 /// The largest piece of the agent wasm sent in one `upload_agent_wasm` call.
@@ -179,7 +179,7 @@ impl Agents<'_> {
         method: &'static str,
         args: A,
     ) -> Result<R> {
-        local_query(self.ic, canister, self.user, method, args)
+        local_call(self.ic, canister, self.user, CallKind::Query, method, args)
     }
 
     fn update<A: ArgumentEncoder, R: CandidType + DeserializeOwned>(
@@ -188,7 +188,7 @@ impl Agents<'_> {
         method: &'static str,
         args: A,
     ) -> Result<R> {
-        local_update(self.ic, canister, self.user, method, args)
+        local_call(self.ic, canister, self.user, CallKind::Update, method, args)
     }
 
     fn analyze(&mut self, instructions: &str) -> Result<()> {

@@ -25,7 +25,7 @@ use ohms_types::{
 use serde::de::DeserializeOwned;
 
 use crate::model::{DEFAULT_STATE, SavedNetwork, parse_tier, with_local_network};
-use crate::repo_client::{CanisterError, local_query, local_update};
+use crate::repo_client::{CallKind, CanisterError, local_call};
 
 /// The name `ohms local deploy` records the ICP ledger under in the network file.
 pub const LEDGER: &str = "icp_ledger";
@@ -132,7 +132,8 @@ impl<'a> Pay<'a> {
     fn new(ic: &'a mut LocalIc, saved: &SavedNetwork, user: Principal) -> Result<Self> {
         let ledger = saved.canister(LEDGER)?;
         let economics = saved.canister("economics")?;
-        let config: EconomicsConfig = local_query(ic, economics, user, "economics_config", ())?;
+        let config: EconomicsConfig =
+            local_call(ic, economics, user, CallKind::Query, "economics_config", ())?;
         if config.ledger != ledger {
             bail!(
                 "economics takes payments on {}, not on the network's ICP ledger {ledger}",
@@ -154,7 +155,7 @@ impl<'a> Pay<'a> {
         method: &'static str,
         args: A,
     ) -> Result<R> {
-        local_query(self.ic, canister, self.user, method, args)
+        local_call(self.ic, canister, self.user, CallKind::Query, method, args)
     }
 
     fn update<A: ArgumentEncoder, R: CandidType + DeserializeOwned>(
@@ -163,7 +164,7 @@ impl<'a> Pay<'a> {
         method: &'static str,
         args: A,
     ) -> Result<R> {
-        local_update(self.ic, canister, self.user, method, args)
+        local_call(self.ic, canister, self.user, CallKind::Update, method, args)
     }
 
     fn balance_of(&mut self, account: Account) -> Result<u64> {

@@ -96,27 +96,19 @@ pub struct RepoClient<T> {
     pub transport: T,
 }
 
-/// `canister.method(args)` as a query on the in-process network, sent by `sender`.
-pub(crate) fn local_query<A: ArgumentEncoder, R: CandidType + DeserializeOwned>(
-    ic: &mut LocalIc,
-    canister: Principal,
-    sender: Principal,
-    method: &'static str,
-    args: A,
-) -> Result<R> {
-    let mut transport = LocalTransport {
-        ic,
-        canister,
-        sender,
-    };
-    decode(method, &transport.query(method, encode(args)?)?)
+/// Whether a call on the in-process network is a query or an update.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum CallKind {
+    Query,
+    Update,
 }
 
-/// `canister.method(args)` as an update on the in-process network, sent by `sender`.
-pub(crate) fn local_update<A: ArgumentEncoder, R: CandidType + DeserializeOwned>(
+/// `canister.method(args)` on the in-process network, sent by `sender`, its reply decoded.
+pub(crate) fn local_call<A: ArgumentEncoder, R: CandidType + DeserializeOwned>(
     ic: &mut LocalIc,
     canister: Principal,
     sender: Principal,
+    kind: CallKind,
     method: &'static str,
     args: A,
 ) -> Result<R> {
@@ -125,7 +117,12 @@ pub(crate) fn local_update<A: ArgumentEncoder, R: CandidType + DeserializeOwned>
         canister,
         sender,
     };
-    decode(method, &transport.update(method, encode(args)?)?)
+    let arg = encode(args)?;
+    let reply = match kind {
+        CallKind::Query => transport.query(method, arg)?,
+        CallKind::Update => transport.update(method, arg)?,
+    };
+    decode(method, &reply)
 }
 
 pub(crate) fn encode<A: ArgumentEncoder>(args: A) -> Result<Vec<u8>> {
