@@ -1113,3 +1113,151 @@ fn lost_replies_and_traps_while_fetching_a_model_are_retried_to_a_complete_load(
     assert_eq!(q8_entry.bytes_received, q8_entry.bytes_total);
     assert_eq!(q8_entry.shards_verified, q8_entry.shards_total);
 }
+
+#[test]
+fn runs_are_cancelled_paged_and_refused_while_paused_and_the_budget_is_the_factorys() {
+    let Some(mut p) = Platform::deploy() else {
+        return;
+    };
+    let mut settings = p.settings();
+    settings.agent_instructions_per_message = 40_000_000;
+    p.set_settings(settings);
+    p.subscribe(alice());
+    let created = p.create(alice(), PYTHON_TEAM, None).unwrap();
+    let (canister, agent) = (created.canister, created.agents[0].id);
+
+    // The owner cancels a run in the middle; the tokens used so far are committed once.
+    let run = p
+        .run(
+            canister,
+            alice(),
+            run_args(agent, "The sun was warm", greedy(200), 1),
+        )
+        .unwrap();
+    for _ in 0..2_000 {
+        p.suite.env.tick();
+        if p.get_run(canister, alice(), run.id).unwrap().tokens_out > 3 {
+            break;
+        }
+    }
+    let stranger: Result<RunInfo, Error> = p.suite.update(canister, bob(), "cancel_run", (run.id,));
+    assert!(
+        matches!(stranger, Err(Error::NotAuthorized { .. })),
+        "{stranger:?}"
+    );
+    let cancelled: Result<RunInfo, Error> =
+        p.suite.update(canister, alice(), "cancel_run", (run.id,));
+    assert_eq!(cancelled.unwrap().status, RunStatus::Cancelled);
+    let done = p.finish(canister, alice(), run.id);
+    assert!(done.tokens_out > 3 && done.tokens_out < 200, "{done:?}");
+    let usage = p.usage(alice()).usage;
+    assert_eq!(
+        (usage.tokens_in, usage.tokens_out),
+        (done.tokens_in, done.tokens_out)
+    );
+    let again: Result<RunInfo, Error> = p.suite.update(canister, alice(), "cancel_run", (run.id,));
+    assert!(
+        matches!(again, Err(Error::InvalidState { .. })),
+        "{again:?}"
+    );
+
+    // Pages of runs hold at most 20, newest first, whatever the limit asks.
+    for seed in 0..20 {
+        let short = p
+            .run(canister, alice(), run_args(agent, "Hi", greedy(1), seed))
+            .unwrap();
+        p.finish(canister, alice(), short.id);
+    }
+    let huge = Page {
+        start: 0,
+        limit: u32::MAX,
+    };
+    let page: Result<Paged<RunInfo>, Error> =
+        p.suite.query(canister, alice(), "list_runs", (huge,));
+    let page = page.unwrap();
+    assert_eq!((page.items.len(), page.total), (20, 21));
+    assert!(page.items.windows(2).all(|w| w[0].id > w[1].id));
+
+    // The per-message budget is the factory's to set, within bounds.
+    let factory = p.factory;
+    let owner: Result<(), Error> = p.suite.update(
+        canister,
+        alice(),
+        "set_instructions_per_message",
+        (50_000_000u64,),
+    );
+    assert!(
+        matches!(owner, Err(Error::NotAuthorized { .. })),
+        "{owner:?}"
+    );
+    let too_big: Result<(), Error> = p.suite.update(
+        canister,
+        factory,
+        "set_instructions_per_message",
+        (ohms_types::MAX_INSTRUCTIONS_PER_MESSAGE + 1,),
+    );
+    assert!(
+        matches!(too_big, Err(Error::InvalidArgument { .. })),
+        "{too_big:?}"
+    );
+    let set: Result<(), Error> = p.suite.update(
+        canister,
+        factory,
+        "set_instructions_per_message",
+        (50_000_000u64,),
+    );
+    set.unwrap();
+    assert_eq!(
+        p.agent_status(canister, alice()).instructions_per_message,
+        50_000_000
+    );
+
+    // A paused agent canister (its administrator is the factory) refuses runs and cancels.
+    let paused: Result<(), Error> =
+        p.suite
+            .update(canister, factory, "pause", ("maintenance".to_string(),));
+    paused.unwrap();
+    let refused = p.run(canister, alice(), run_args(agent, "Hi", greedy(1), 1));
+    assert!(matches!(refused, Err(Error::Paused { .. })), "{refused:?}");
+    let not_cancelled: Result<RunInfo, Error> =
+        p.suite.update(canister, alice(), "cancel_run", (run.id,));
+    assert!(
+        matches!(not_cancelled, Err(Error::Paused { .. })),
+        "{not_cancelled:?}"
+    );
+    let unpaused: Result<(), Error> = p.suite.update(canister, factory, "unpause", ());
+    unpaused.unwrap();
+
+    // A paused factory refuses creations and management, and serves reads.
+    let paused: Result<(), Error> =
+        p.factory_update(controller(), "pause", "maintenance".to_string());
+    paused.unwrap();
+    let refused = p.create(alice(), PYTHON_TEAM, Some(1));
+    assert!(matches!(refused, Err(Error::Paused { .. })), "{refused:?}");
+    for method in ["pause_agent", "resume_agent"] {
+        let reply: Result<AgentInfo, Error> = p.factory_update(alice(), method, agent);
+        assert!(
+            matches!(reply, Err(Error::Paused { .. })),
+            "{method}: {reply:?}"
+        );
+    }
+    let deleted: Result<(), Error> = p.factory_update(alice(), "delete_agent", agent);
+    assert!(matches!(deleted, Err(Error::Paused { .. })), "{deleted:?}");
+    assert_eq!(p.record_of(alice()).map(|r| r.agents), Some(3));
+
+    // Runs, settings and the budget survive an upgrade of the agent canister.
+    let unpaused: Result<(), Error> = p.suite.update(factory, controller(), "unpause", ());
+    unpaused.unwrap();
+    let status = p.upload_agent_wasm(&agent_wasm_variant("runs"));
+    assert!(status.active_sha256.is_some());
+    let report: Result<UpgradeReport, Error> =
+        p.factory_update(controller(), "upgrade_agent_canisters", 10u32);
+    assert_eq!(report.unwrap().remaining, 0);
+    let page: Result<Paged<RunInfo>, Error> =
+        p.suite.query(canister, alice(), "list_runs", (huge,));
+    assert_eq!(page.unwrap().total, 21);
+    assert_eq!(
+        p.get_run(canister, alice(), run.id).unwrap().status,
+        RunStatus::Cancelled
+    );
+}
