@@ -589,6 +589,12 @@ fn another_user_cannot_call_or_read_someone_elses_agents() {
         assert!(matches!(read, Err(Error::NotAuthorized { .. })), "{read:?}");
         let got: Result<AgentInfo, Error> = p.suite.query(canister, caller, "get_agent", (agent,));
         assert!(matches!(got, Err(Error::NotAuthorized { .. })), "{got:?}");
+        let status: Result<AgentCanisterStatus, Error> =
+            p.suite.query(canister, caller, "agent_status", ());
+        assert!(
+            matches!(status, Err(Error::NotAuthorized { .. })),
+            "{status:?}"
+        );
         let listed: Result<Paged<AgentInfo>, Error> =
             p.suite
                 .query(canister, caller, "list_agents", (Page::default(),));
@@ -902,6 +908,38 @@ fn the_factory_guards_its_methods_and_keeps_everything_across_its_upgrade() {
         matches!(top_up, Err(Error::NotAuthorized { .. })),
         "{top_up:?}"
     );
+    let read: Result<FactorySettings, Error> = p.factory_query(alice(), "factory_settings", ());
+    assert!(matches!(read, Err(Error::NotAuthorized { .. })), "{read:?}");
+    // An administrator's module that does not match its sha256 is discarded, and a chunk
+    // past the module's end is refused; the active module stays.
+    let active: AgentWasmStatus = p.factory_query(controller(), "agent_wasm_status", ());
+    let module = b"\0asm\x01\0\0\0".to_vec();
+    let wrong = AgentWasmChunk {
+        sha256: "ab".repeat(32),
+        total_bytes: module.len() as u64,
+        offset: 0,
+        bytes: module.clone(),
+    };
+    let refused: Result<AgentWasmStatus, Error> =
+        p.factory_update(controller(), "upload_agent_wasm", wrong);
+    assert!(
+        matches!(&refused, Err(Error::InvalidArgument { field, .. }) if field == "sha256"),
+        "{refused:?}"
+    );
+    let past_end = AgentWasmChunk {
+        sha256: novaq::format::sha256_hex(&module),
+        total_bytes: 4,
+        offset: 0,
+        bytes: module,
+    };
+    let refused: Result<AgentWasmStatus, Error> =
+        p.factory_update(controller(), "upload_agent_wasm", past_end);
+    assert!(
+        matches!(refused, Err(Error::InvalidArgument { .. })),
+        "{refused:?}"
+    );
+    let still: AgentWasmStatus = p.factory_query(controller(), "agent_wasm_status", ());
+    assert_eq!(still, active);
     let listed: Result<Paged<AgentCanisterRecord>, Error> =
         p.factory_query(alice(), "agent_canisters", Page::default());
     assert!(
