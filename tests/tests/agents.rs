@@ -24,7 +24,7 @@ use ohms_types::{
 use serde::de::DeserializeOwned;
 
 const BASIC_PRICE: u64 = 100_000_000;
-const MODEL: &str = "stories260k-4bit";
+const MODEL: &str = "stories260k-q4a";
 const PYTHON_TEAM: &str = "create coding agents for Python development and testing";
 
 struct Platform {
@@ -36,10 +36,11 @@ struct Platform {
 }
 
 impl Platform {
-    /// The suite with the agent wasm uploaded to the factory and stories260K (4-bit) active.
+    /// The suite with the agent wasm uploaded to the factory and stories260K (q4a, the
+    /// SIMD kernel's mode) active.
     fn deploy() -> Option<Self> {
-        let model = ohms_integration_tests::stories260k("4bit", 64 << 10)?;
-        Some(Self::with_model(MODEL, "4bit", model))
+        let model = ohms_integration_tests::stories260k("q4a", 64 << 10)?;
+        Some(Self::with_model(MODEL, "q4a", model))
     }
 
     fn with_model(id: &str, mode: &str, model: (Vec<u8>, Vec<Vec<u8>>)) -> Self {
@@ -444,9 +445,10 @@ fn instructions_become_three_agents_in_a_new_canister_that_generate_like_the_nat
         "agent.instructions.model_load_per_mib.stories260k",
         model.load_instructions as f64 / (model.bytes_total as f64 / f64::from(1 << 20)),
     );
+    // The second agent samples (temperature 0.8, top-p 0.9).
     bench(
-        "agent.instructions_per_token.stories260k.4bit",
-        per_token[0],
+        "agent.instructions_per_token.stories260k.q4a_top_p",
+        per_token[1],
     );
 }
 
@@ -562,7 +564,7 @@ fn a_long_generation_crosses_messages_and_an_upgrade_of_every_agent_canister() {
         p.factory_update(controller(), "upgrade_agent_canisters", 10u32);
     assert!(report.unwrap().upgraded.is_empty());
     bench(
-        "agent.tokens_per_message.stories260k.4bit_at_40m",
+        "agent.tokens_per_message.stories260k.q4a_at_40m",
         done.tokens_out as f64 / f64::from(done.messages),
     );
 }
@@ -778,10 +780,15 @@ fn generation_matches_the_native_model_in_every_mode_and_figures_are_printed() {
         return;
     };
     p.subscribe(alice());
-    for mode in ["q8", "2bit"] {
+    // q8 and q4a (the platform's model) run the SIMD integer kernel in the wasm and its
+    // portable twin natively; 2bit and 4bit the look-up-table kernel. The tokens must be the
+    // same.
+    for mode in ["q8", "2bit", "4bit", "q4a"] {
         let model = ohms_integration_tests::stories260k(mode, 64 << 10).unwrap();
         let id = format!("stories260k-{mode}");
-        p.publish(&id, mode, model.clone());
+        if id != MODEL {
+            p.publish(&id, mode, model.clone());
+        }
         let created = p.create_on(alice(), "a storyteller", &id);
         let created = created.unwrap();
         let agent = &created.agents[0];
@@ -815,8 +822,9 @@ fn generation_matches_the_native_model_in_every_mode_and_figures_are_printed() {
 #[ignore = "needs models/SmolLM2-135M-Instruct.Q4_1.gguf and minutes of generation"]
 fn smollm2_answers_through_the_wasm_and_figures_are_printed() {
     let path = ohms_integration_tests::smollm2().expect("scripts/fetch-model first");
-    for mode in ["4bit", "q8"] {
-        // The copy scripts/run compressed, when there is one (4-bit compression takes minutes).
+    // q4a: the deployed mode (SIMD integer kernel); q8: the kernel's 8-bit baseline.
+    for (mode, max_tokens) in [("q4a", 224), ("q8", 16)] {
+        // The copy scripts/run compressed, when there is one.
         let compressed = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
             .join(format!("../target/ohms-run/smollm2-135m.{mode}"));
         let model = match novaq::format::dir::read_verified(&compressed) {
@@ -831,8 +839,8 @@ fn smollm2_answers_through_the_wasm_and_figures_are_printed() {
         let created = p.create_on(alice(), "a Python developer", &id);
         let created = created.unwrap();
         let agent = &created.agents[0];
-        let prompt = "Write a Python function that reverses a string.";
-        let max_tokens = if mode == "4bit" { 48 } else { 16 };
+        let prompt = "Write a Python function that reverses a string, with a docstring, \
+                      type hints and three examples of its use.";
         let run = p
             .run(
                 created.canister,
@@ -840,24 +848,40 @@ fn smollm2_answers_through_the_wasm_and_figures_are_printed() {
                 run_args(agent.id, prompt, greedy(max_tokens), 1),
             )
             .unwrap();
+        let started = std::time::Instant::now();
         let run = p.finish(created.canister, alice(), run.id);
+        let seconds = started.elapsed().as_secs_f64();
         assert_eq!(run.status, RunStatus::Completed, "{run:?}");
-        println!("SmolLM2 {mode} ({} messages): {}", run.messages, run.text);
+        println!(
+            "SmolLM2 {mode} ({} prompt tokens, {} generated, {} messages): {}",
+            run.tokens_in, run.tokens_out, run.messages, run.text
+        );
         let forward_passes = (run.tokens_in + run.tokens_out) as f64;
+        let per_token = run.instructions as f64 / forward_passes;
         bench(
             &format!("agent.instructions_per_token.smollm2.{mode}"),
-            run.instructions as f64 / forward_passes,
+            per_token,
         );
-        if mode == "4bit" {
+        if mode == "q4a" {
+            // Greedy generation in the wasm equals the native forward pass token for token.
+            assert_eq!(
+                run.tokens,
+                p.native(&agent.system_prompt, prompt, &greedy(max_tokens), 1)
+            );
+            // Forward passes a message of the default budget holds at this run's average.
+            bench(
+                "agent.tokens_per_message.smollm2",
+                ohms_types::DEFAULT_INSTRUCTIONS_PER_MESSAGE as f64 / per_token,
+            );
+            bench("agent.context_tokens.smollm2", forward_passes);
+            bench(
+                "agent.wall_seconds_per_token_local.smollm2",
+                seconds / forward_passes,
+            );
             let loaded = &p.agent_status(created.canister, alice()).models[0];
             bench(
                 "agent.instructions.model_load_per_mib",
                 loaded.load_instructions as f64 / (loaded.bytes_total as f64 / f64::from(1 << 20)),
-            );
-            bench(
-                "agent.tokens_per_update.smollm2.4bit",
-                ohms_types::DEFAULT_INSTRUCTIONS_PER_MESSAGE as f64 * forward_passes
-                    / run.instructions as f64,
             );
         }
     }
@@ -1055,7 +1079,8 @@ fn a_run_that_outlives_its_reservation_is_still_counted_exactly_once() {
             .update(economics, controller(), "set_settings", (settings,));
     set.unwrap();
     let mut factory_settings = p.settings();
-    factory_settings.agent_instructions_per_message = 40_000_000;
+    // A few tokens per message, so the run spans many.
+    factory_settings.agent_instructions_per_message = 5_000_000;
     p.set_settings(factory_settings);
     p.subscribe(alice());
     let created = p.create(alice(), PYTHON_TEAM, None).unwrap();

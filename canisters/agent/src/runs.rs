@@ -389,12 +389,21 @@ fn generate(mut run: RunRecord) {
                 }
             },
         };
-        while !generation.is_finished()
-            && ic_cdk::api::performance_counter(0).saturating_sub(start) < budget
-        {
+        // Fill the message: step while the next step, estimated as half again the largest
+        // so far (a prompt token skips the output projection and sampling that a generated
+        // one pays; steps grow slowly with the context), still ends within the budget.
+        let mut largest_step = 0u64;
+        while !generation.is_finished() {
+            let before = ic_cdk::api::performance_counter(0);
+            let next = largest_step.saturating_add(largest_step / 2);
+            if before.saturating_sub(start).saturating_add(next) >= budget {
+                break;
+            }
             if let Err(err) = generation.step(&mut w.llm) {
                 return Err(format!("inference failed: {err}"));
             }
+            let step = ic_cdk::api::performance_counter(0).saturating_sub(before);
+            largest_step = largest_step.max(step);
         }
         run.info.tokens = generation.generated().to_vec();
         run.info.tokens_out = run.info.tokens.len() as u64;

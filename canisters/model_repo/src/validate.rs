@@ -100,7 +100,7 @@ pub fn manifest(bytes: &[u8], config: &RepoConfig) -> Result<Checked, Error> {
             })
             .collect(),
         group_size: manifest.tensors.iter().find_map(|t| match t.codec {
-            Codec::Scalar { group, .. } => Some(group),
+            Codec::Scalar { group, .. } | Codec::Affine { group } => Some(group),
             _ => None,
         }),
         parameters,

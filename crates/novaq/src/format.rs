@@ -36,7 +36,9 @@
 //!   [`Manifest::codebooks`], possibly shared with other tensors), and sparse outliers; with
 //!   a rotation seed the codes hold `W Tᵀ` for the orthogonal transform
 //!   [`crate::rotation::Rotation`] of that seed (see [`blob`]);
-//! - [`Codec::Scalar`] — group-wise symmetric 8- or 4-bit integers with f16 group scales.
+//! - [`Codec::Scalar`] — group-wise symmetric 8- or 4-bit integers with f16 group scales;
+//! - [`Codec::Affine`] — group-wise affine 4-bit integers, each group's step and origin in
+//!   8 bits of its row's (the format the SIMD kernel reads fastest).
 //!
 //! Reading is `no_std + alloc` (agent canisters parse manifests and shards inside wasm);
 //! writing a model directory needs the `std` feature.

@@ -5,14 +5,17 @@
 //! is computed once (a look-up table of `cols / dim × books × 256` values). Each output is then
 //! the sum of `books` table look-ups per piece times the row scale, plus the sparse outliers:
 //! `rows · cols · books / dim` look-ups instead of `rows · cols` multiply-adds.
+//!
+//! Group-wise integer matrices (q8, q4, affine q4) multiply in integers against the input
+//! quantized to 8 bits per block of 32 ([`BlockMatrix`]), four rows per SIMD dot product.
 
 mod aq;
+mod block;
 mod load;
-mod scalar;
 
 pub use aq::AqMatrix;
+pub use block::{BLOCK, BlockInput, BlockMatrix};
 pub use load::ModelReader;
-pub use scalar::ScalarMatrix;
 
 use alloc::vec::Vec;
 
@@ -30,7 +33,7 @@ enum Inner {
         data: Vec<f32>,
     },
     Aq(AqMatrix),
-    Scalar(ScalarMatrix),
+    Block(BlockMatrix),
 }
 
 impl QuantizedMatrix {
@@ -50,7 +53,7 @@ impl QuantizedMatrix {
         match &self.inner {
             Inner::Dense { rows, .. } => *rows,
             Inner::Aq(m) => m.rows(),
-            Inner::Scalar(m) => m.rows(),
+            Inner::Block(m) => m.rows(),
         }
     }
 
@@ -58,7 +61,7 @@ impl QuantizedMatrix {
         match &self.inner {
             Inner::Dense { cols, .. } => *cols,
             Inner::Aq(m) => m.cols(),
-            Inner::Scalar(m) => m.cols(),
+            Inner::Block(m) => m.cols(),
         }
     }
 
@@ -73,7 +76,7 @@ impl QuantizedMatrix {
                 }
             }
             Inner::Aq(m) => m.matvec(x, out),
-            Inner::Scalar(m) => m.matvec(x, out),
+            Inner::Block(m) => m.matvec(x, out),
         }
     }
 
@@ -82,7 +85,7 @@ impl QuantizedMatrix {
         match &self.inner {
             Inner::Dense { data, .. } => data.clone(),
             Inner::Aq(m) => m.dequantize(),
-            Inner::Scalar(m) => m.dequantize(),
+            Inner::Block(m) => m.dequantize(),
         }
     }
 
@@ -91,7 +94,7 @@ impl QuantizedMatrix {
         match &self.inner {
             Inner::Dense { data, .. } => data.len() * 4,
             Inner::Aq(m) => m.resident_bytes(),
-            Inner::Scalar(m) => m.resident_bytes(),
+            Inner::Block(m) => m.resident_bytes(),
         }
     }
 }
@@ -104,10 +107,10 @@ impl From<AqMatrix> for QuantizedMatrix {
     }
 }
 
-impl From<ScalarMatrix> for QuantizedMatrix {
-    fn from(m: ScalarMatrix) -> Self {
+impl From<BlockMatrix> for QuantizedMatrix {
+    fn from(m: BlockMatrix) -> Self {
         Self {
-            inner: Inner::Scalar(m),
+            inner: Inner::Block(m),
         }
     }
 }

@@ -127,6 +127,7 @@ fn codec_name(encoding: &Encoding) -> String {
         Encoding::F32(_) => "f32".into(),
         Encoding::Additive { tensor, .. } => format!("aq{}x{}", tensor.books, tensor.dim),
         Encoding::Scalar(t) => format!("q{}g{}", t.bits, t.group),
+        Encoding::Affine(t) => format!("q4ag{}", t.group),
     }
 }
 

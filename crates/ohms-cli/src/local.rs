@@ -80,6 +80,10 @@ pub enum Command {
         /// The folder `scripts/build` wrote the canisters to.
         #[arg(long, default_value = "wasm")]
         wasm_dir: PathBuf,
+        /// Also decode the whole model in the canister and count each forward pass (with
+        /// logits) of one sequence up to this many positions.
+        #[arg(long, default_value_t = 0)]
+        forward: u32,
         /// Print one JSON object of totals as the last line.
         #[arg(long)]
         json: bool,
@@ -101,6 +105,10 @@ struct Measurement {
 const UPLOAD_CHUNK_BYTES: usize = 1_900_000;
 /// The kernel and the dense product must agree to f32 accumulation-order noise.
 const MAX_RELATIVE_DIFFERENCE: f64 = 1e-3;
+/// The look-up-table product rounds each of its products to 8 bits of its block's largest
+/// input (about 15 times coarser, for the small levels, than the integer kernel's rounding of
+/// the input itself): it is only checked to be the same product.
+const LUT_MAX_RELATIVE_DIFFERENCE: f64 = 0.1;
 
 pub fn run(command: Command) -> Result<()> {
     match command {
@@ -115,8 +123,9 @@ pub fn run(command: Command) -> Result<()> {
         Command::KernelBench {
             model,
             wasm_dir,
+            forward,
             json,
-        } => kernel_bench(&model, &wasm_dir, json),
+        } => kernel_bench(&model, &wasm_dir, forward, json),
     }
 }
 
@@ -354,7 +363,7 @@ fn upload_bench(mib: u64, in_flight: usize, wasm_dir: &Path, json: bool) -> Resu
     Ok(())
 }
 
-fn kernel_bench(model: &Path, wasm_dir: &Path, json: bool) -> Result<()> {
+fn kernel_bench(model: &Path, wasm_dir: &Path, forward: u32, json: bool) -> Result<()> {
     let files = novaq::format::dir::read_verified(model)
         .with_context(|| format!("reading {}", model.display()))?;
     let wasm = read_wasm(wasm_dir, "fixtures/novaq_kernel")?;
@@ -399,7 +408,8 @@ fn kernel_bench(model: &Path, wasm_dir: &Path, json: bool) -> Result<()> {
         .filter(|t| t.shape.len() >= 2)
         .map(|t| t.name.clone())
         .collect();
-    let (mut quantized_total, mut dense_total) = (0u64, 0u64);
+    let (mut quantized_total, mut dense_total, mut matrix_weights) = (0u64, 0u64, 0u64);
+    let (mut lut_total, mut lut_worst) = (0u64, 0f64);
     println!(
         "{:<28} {:>13} {:<14} {:>14} {:>14} {:>7}",
         "tensor", "shape", "codec", "kernel instr", "f32 instr", "ratio"
@@ -415,6 +425,7 @@ fn kernel_bench(model: &Path, wasm_dir: &Path, json: bool) -> Result<()> {
             );
         }
         quantized_total += m.quantized_instructions;
+        matrix_weights += m.rows * m.cols;
         dense_total += m.dense_instructions;
         let ratio = m.quantized_instructions as f64 / m.dense_instructions as f64;
         let shape = format!("{}x{}", m.rows, m.cols);
@@ -422,19 +433,74 @@ fn kernel_bench(model: &Path, wasm_dir: &Path, json: bool) -> Result<()> {
             "{name:<28} {shape:>13} {:<14} {:>14} {:>14} {ratio:>7.3}",
             m.codec, m.quantized_instructions, m.dense_instructions
         );
+        if m.codec.starts_with("q4a") {
+            // The look-up-table alternative on the same 4-bit values, for comparison.
+            let reply = call(&mut ic, "measure_lut", Encode!(name)?)?;
+            let (instructions, difference) =
+                candid::decode_one::<Result<(u64, f64), String>>(&reply)?
+                    .map_err(anyhow::Error::msg)?;
+            if difference > LUT_MAX_RELATIVE_DIFFERENCE {
+                bail!("{name}: look-up-table and dense results differ by {difference} (relative)");
+            }
+            lut_total += instructions;
+            lut_worst = lut_worst.max(difference);
+        }
+    }
+    if lut_total > 0 {
+        println!(
+            "look-up-table kernel (i8x16.swizzle over 16-entry int8 product tables): \
+             {lut_total} instructions, {:.3} of the integer kernel's; largest difference from \
+             the exact product {lut_worst:.4} (relative)",
+            lut_total as f64 / quantized_total as f64
+        );
     }
     let ratio = quantized_total as f64 / dense_total.max(1) as f64;
     println!(
         "{} matrices: kernel {quantized_total} instructions, plain f32 {dense_total}: ratio {ratio:.3}",
         matrices.len()
     );
+    let weights: u64 = files.manifest.tensors.iter().map(|t| t.numel()).sum();
+    let mut figures = serde_json::json!({
+        "matrices": matrices.len(),
+        "matrix_weights": matrix_weights,
+        "weights": weights,
+        "kernel_instructions": quantized_total,
+        "lut_instructions": lut_total,
+        "lut_max_relative_difference": lut_worst,
+        "f32_instructions": dense_total,
+        "lookups_vs_f32": ratio,
+    });
+    if forward > 0 {
+        let reply = call(&mut ic, "load_model", Encode!()?)?;
+        let decode =
+            candid::decode_one::<Result<u64, String>>(&reply)?.map_err(anyhow::Error::msg)?;
+        println!("model decoded in the canister: {decode} instructions");
+        let mut costs = Vec::new();
+        // A few positions per call keeps each message far below the instruction limit.
+        while costs.len() < forward as usize {
+            let count = (forward as usize - costs.len()).min(16) as u32;
+            let reply = call(&mut ic, "forward_costs", Encode!(&count)?)?;
+            costs.extend(
+                candid::decode_one::<Result<Vec<u64>, String>>(&reply)?
+                    .map_err(anyhow::Error::msg)?,
+            );
+        }
+        for (pos, cost) in costs.iter().enumerate() {
+            if pos.is_power_of_two() || pos == 0 || pos + 1 == costs.len() {
+                println!(
+                    "forward pass at position {pos:>5}: {cost:>12} instructions, {:.3} per weight",
+                    *cost as f64 / weights as f64
+                );
+            }
+        }
+        let last = *costs.last().expect("forward > 0");
+        figures["forward_positions"] = forward.into();
+        figures["forward_instructions_last"] = last.into();
+        figures["forward_instructions_per_weight_last"] = (last as f64 / weights as f64).into();
+        figures["forward_instructions_first"] = costs[0].into();
+        figures["model_decode_instructions"] = decode.into();
+    }
     if json {
-        let figures = serde_json::json!({
-            "matrices": matrices.len(),
-            "kernel_instructions": quantized_total,
-            "f32_instructions": dense_total,
-            "lookups_vs_f32": ratio,
-        });
         println!("{figures}");
     }
     Ok(())

@@ -44,9 +44,10 @@ pub struct CompressArgs {
     /// Output directory.
     #[arg(short, long)]
     pub output: PathBuf,
-    /// 2bit, 3bit, 4bit (additive quantization), aq-BxD (additive, B books over vectors of D
-    /// weights) or q4, q8 (scalar baselines).
-    #[arg(long, default_value = "2bit")]
+    /// q4a (4-bit affine groups: what agent canisters run fastest, the default), 2bit, 3bit,
+    /// 4bit (additive quantization), aq-BxD (additive, B books over vectors of D weights),
+    /// q4a-64 (affine groups of 64) or q4, q8 (symmetric groups).
+    #[arg(long, default_value = "q4a")]
     pub mode: String,
     /// Code bits per weight for the additive modes (e.g. 2.5), instead of the mode's preset.
     #[arg(long)]

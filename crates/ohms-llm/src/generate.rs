@@ -87,11 +87,14 @@ impl Generation {
             return Ok(self.finish(StopReason::ContextFull));
         }
         let token = self.token_at(pos);
-        let logits = model.forward(token, pos)?;
-        self.fed = pos + 1;
-        if self.fed < len {
+        if pos + 1 < len {
+            // The next token is known (prompt, or a re-fed one): no logits needed.
+            model.feed(token, pos)?;
+            self.fed = pos + 1;
             return Ok(Step::Prefilled);
         }
+        let logits = model.forward(token, pos)?;
+        self.fed = pos + 1;
         let next = self.sampler.sample(logits);
         if self.stop.contains(&next) {
             return Ok(self.finish(StopReason::StopToken));

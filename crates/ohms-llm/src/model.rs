@@ -9,7 +9,7 @@ use core::fmt;
 use crate::config::{Config, ConfigError};
 use crate::linear::{DenseMatrix, Linear};
 use crate::load::LoadError;
-use crate::math::{dot, rms_norm, silu, softmax};
+use crate::math::{attend, rms_norm, silu};
 use crate::rope::Rotation;
 
 /// Weights of one transformer block.
@@ -178,6 +178,22 @@ impl<W: Linear> Model<W> {
     /// `pos` is the next position, or an earlier one to rewind (the cache drops everything from
     /// `pos` on).
     pub fn forward(&mut self, token: u32, pos: usize) -> Result<&[f32], ForwardError> {
+        self.feed(token, pos)?;
+        let s = &mut self.scratch;
+        rms_norm(
+            &mut s.xb,
+            &s.x,
+            &self.weights.output_norm,
+            self.config.norm_eps,
+        );
+        self.weights.output.matvec(&s.xb, &mut s.logits);
+        Ok(&s.logits)
+    }
+
+    /// Runs `token` at position `pos` into the KV cache without computing the logits: a prompt
+    /// token whose successor is already known skips the output projection, the largest product
+    /// of a small model (SmolLM2's 49,152 × 576).
+    pub fn feed(&mut self, token: u32, pos: usize) -> Result<(), ForwardError> {
         let c = &self.config;
         if token as usize >= c.vocab_size {
             return Err(ForwardError::TokenOutOfRange {
@@ -227,18 +243,15 @@ impl<W: Linear> Model<W> {
             {
                 // Grouped-query attention: `group` consecutive query heads share a KV head.
                 let kv_offset = (h / group) * head_dim;
-                for (t, score) in s.scores.iter_mut().enumerate() {
-                    let k = &keys[t * kv_dim + kv_offset..][..head_dim];
-                    *score = dot(q, k) * attn_scale;
-                }
-                softmax(&mut s.scores);
-                out.fill(0.0);
-                for (t, &a) in s.scores.iter().enumerate() {
-                    let v = &values[t * kv_dim + kv_offset..][..head_dim];
-                    for (o, &vi) in out.iter_mut().zip(v) {
-                        *o += a * vi;
-                    }
-                }
+                attend(
+                    q,
+                    &keys[kv_offset..],
+                    &values[kv_offset..],
+                    kv_dim,
+                    attn_scale,
+                    &mut s.scores,
+                    out,
+                );
             }
             layer.wo.matvec(&s.attn_out, &mut s.proj);
             add_assign(&mut s.x, &s.proj);
@@ -254,10 +267,7 @@ impl<W: Linear> Model<W> {
             add_assign(&mut s.x, &s.proj);
         }
         self.cache.len = pos + 1;
-
-        rms_norm(&mut s.xb, &s.x, &self.weights.output_norm, c.norm_eps);
-        self.weights.output.matvec(&s.xb, &mut s.logits);
-        Ok(&s.logits)
+        Ok(())
     }
 }
 

@@ -82,13 +82,14 @@ pub fn argmax(logits: &[f32]) -> u32 {
     best as u32
 }
 
-/// `(id, weight)` of every token, most likely first, ties by id, so the order (and thus the
-/// draw) is deterministic. The weights are non-negative, so their bits order them: one integer
-/// key per token sorts SmolLM2's 49,152 tokens in half the time of comparing pairs.
-fn most_likely_first(weights: &[f32]) -> Vec<(u32, f32)> {
+/// `(id, weight)` of every token whose weight is at least `floor`, most likely first, ties by
+/// id, so the order (and thus the draw) is deterministic. The weights are non-negative, so their
+/// bits order them: one integer key per token sorts in half the time of comparing pairs.
+fn most_likely_first(weights: &[f32], floor: f32) -> Vec<(u32, f32)> {
     let mut keys: Vec<u64> = weights
         .iter()
         .enumerate()
+        .filter(|(_, w)| **w >= floor)
         .map(|(id, w)| (u64::from(!w.to_bits()) << 32) | id as u64)
         .collect();
     keys.sort_unstable();
@@ -97,33 +98,75 @@ fn most_likely_first(weights: &[f32]) -> Vec<(u32, f32)> {
         .collect()
 }
 
-fn sample_top_p(logits: &[f32], temperature: f32, top_p: f32, coin: f32) -> u32 {
-    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let weights: Vec<f32> = logits
-        .iter()
-        .map(|&l| libm::expf((l - max) / temperature))
-        .collect();
-    let total: f32 = weights.iter().sum();
-    let probs = most_likely_first(&weights);
-    let mut kept = 0;
-    let mut mass = 0.0;
-    for &(_, p) in &probs {
-        kept += 1;
-        mass += p / total;
-        if mass >= top_p {
-            break;
+/// Weight buckets: a non-negative f32's exponent and top three mantissa bits, which order
+/// like the weights (`weights ≤ 1` here, so 1,024 buckets cover them).
+const BUCKET_SHIFT: u32 = 20;
+const BUCKETS: usize = 1024;
+
+/// The least weight whose bucket and all heavier ones hold at least `goal` of the mass: only
+/// those tokens need sorting (a few hundred of SmolLM2's 49,152 instead of all of them).
+fn nucleus_floor(weights: &[f32], goal: f32) -> f32 {
+    let mut mass = [0f32; BUCKETS];
+    for &w in weights {
+        mass[((w.to_bits() >> BUCKET_SHIFT) as usize).min(BUCKETS - 1)] += w;
+    }
+    let mut cumulative = 0f32;
+    for (bucket, &m) in mass.iter().enumerate().rev() {
+        cumulative += m;
+        if cumulative >= goal {
+            return f32::from_bits((bucket as u32) << BUCKET_SHIFT);
         }
     }
-    let nucleus = &probs[..kept];
-    let nucleus_total: f32 = nucleus.iter().map(|p| p.1).sum();
-    let mut target = coin * nucleus_total;
-    for &(id, p) in nucleus {
+    0.0
+}
+
+/// The smallest prefix of the tokens, most likely first, whose probability reaches `top_p`.
+fn nucleus(weights: &[f32], total: f32, top_p: f32) -> Vec<(u32, f32)> {
+    let reaching = |probs: &[(u32, f32)]| {
+        let mut mass = 0.0;
+        probs.iter().position(|&(_, p)| {
+            mass += p / total;
+            mass >= top_p
+        })
+    };
+    // The tokens at or above the floor are a prefix of the full order; when their sums reach
+    // `top_p` (they do unless rounding disagrees) the nucleus is the same as from all tokens.
+    let floor = nucleus_floor(weights, top_p * total);
+    let mut probs = most_likely_first(weights, floor);
+    let kept = match reaching(&probs) {
+        Some(last) => last + 1,
+        None if floor == 0.0 => probs.len(),
+        None => {
+            probs = most_likely_first(weights, 0.0);
+            reaching(&probs).map_or(probs.len(), |last| last + 1)
+        }
+    };
+    probs.truncate(kept);
+    probs
+}
+
+fn sample_top_p(logits: &[f32], temperature: f32, top_p: f32, coin: f32) -> u32 {
+    let max = crate::math::max_of(logits);
+    let weights: Vec<f32> = logits
+        .iter()
+        .map(|&l| crate::math::exp((l - max) / temperature))
+        .collect();
+    let total: f32 = weights.iter().sum();
+    if !(total.is_finite() && total > 0.0) {
+        // NaN logits (or none finite) leave no distribution to draw from: the most likely
+        // token instead of a trap.
+        return argmax(logits);
+    }
+    let kept = nucleus(&weights, total, top_p);
+    let kept_total: f32 = kept.iter().map(|p| p.1).sum();
+    let mut target = coin * kept_total;
+    for &(id, p) in &kept {
         if target < p {
             return id;
         }
         target -= p;
     }
-    nucleus[kept - 1].0
+    kept[kept.len() - 1].0
 }
 
 #[cfg(test)]
@@ -139,7 +182,8 @@ mod tests {
             .map(|(i, &w)| (i as u32, w))
             .collect();
         expected.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-        assert_eq!(most_likely_first(&weights), expected);
+        assert_eq!(most_likely_first(&weights, 0.0), expected);
+        assert_eq!(most_likely_first(&weights, 0.5), expected[..4]);
         let ids: Vec<u32> = expected.iter().map(|p| p.0).collect();
         assert_eq!(ids, [2, 6, 0, 3, 5, 4, 1, 7]);
     }
@@ -156,6 +200,41 @@ mod tests {
         );
         let mean = draws.iter().sum::<f32>() / draws.len() as f32;
         assert!((mean - 0.5).abs() < 0.02, "mean {mean}");
+    }
+
+    #[test]
+    fn the_nucleus_from_the_heaviest_buckets_is_the_nucleus_from_all_tokens() {
+        let mut rng = Rng::new(3);
+        for case in 0..200 {
+            let n = 1 + case * 37 % 3000;
+            let weights: Vec<f32> = (0..n)
+                .map(|i| match i % 5 {
+                    0 => 0.0,
+                    1 => 1.0,
+                    _ => crate::math::exp(-20.0 * rng.next_f32()),
+                })
+                .collect();
+            let total: f32 = weights.iter().sum();
+            let top_p = [0.1, 0.5, 0.9, 0.999, 1.0][case % 5];
+            let all = most_likely_first(&weights, 0.0);
+            let mut mass = 0.0;
+            let kept = all
+                .iter()
+                .position(|&(_, p)| {
+                    mass += p / total;
+                    mass >= top_p
+                })
+                .map_or(all.len(), |last| last + 1);
+            assert_eq!(nucleus(&weights, total, top_p), all[..kept], "case {case}");
+        }
+    }
+
+    #[test]
+    fn top_p_falls_back_to_the_most_likely_token_without_a_distribution() {
+        let mut sampler = Sampler::top_p(0.8, 0.9, 1);
+        assert_eq!(sampler.sample(&[f32::NAN, f32::NAN]), 0);
+        assert_eq!(sampler.sample(&[f32::NEG_INFINITY; 3]), 0);
+        assert_eq!(sampler.sample(&[0.5, f32::NAN, 2.0]), 2);
     }
 
     #[test]

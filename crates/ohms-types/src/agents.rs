@@ -218,11 +218,14 @@ pub struct AgentInitArgs {
     pub instructions_per_message: Option<u64>,
 }
 
-/// Generation yields well before the IC's 40 B instruction limit per message.
-pub const DEFAULT_INSTRUCTIONS_PER_MESSAGE: u64 = 20_000_000_000;
-/// The most a message may be given: a safe margin below the IC's 40 B limit for the step in
-/// progress and the saving of the run.
-pub const MAX_INSTRUCTIONS_PER_MESSAGE: u64 = 35_000_000_000;
+/// Generation fills a message up to this many instructions of the IC's 40 B limit: a message
+/// stops before a step (estimated as half again the largest so far) would pass it, and at
+/// least 5 B stay for a step longer than foreseen (the first of a message is not foreseen) and
+/// the saving of the run.
+pub const DEFAULT_INSTRUCTIONS_PER_MESSAGE: u64 = 35_000_000_000;
+/// The most a message may be given: 4 B below the IC's 40 B limit, more than a forward pass
+/// of the models agents run (SmolLM2-135M: about 0.3 B) and the saving of the run.
+pub const MAX_INSTRUCTIONS_PER_MESSAGE: u64 = 36_000_000_000;
 
 impl AgentInstallArgs {
     /// The common part, for the operations layer's lifecycle.

@@ -9,6 +9,9 @@ pub enum Mode {
     Additive { books: usize, dim: usize },
     /// Group-wise symmetric integers of `bits` (4 or 8) with one f16 scale per group.
     Scalar { bits: u32 },
+    /// Group-wise affine 4-bit integers (`q4a`: groups of 32; `q4a-64`): each group on its own
+    /// min-to-max grid, read by the SIMD integer kernel.
+    Affine { group: usize },
 }
 
 /// Vector lengths tried, in order of preference, when a bit rate is asked for.
@@ -28,19 +31,21 @@ impl Mode {
             "4bit" => Self::Additive { books: 2, dim: 4 },
             "q4" => Self::Scalar { bits: 4 },
             "q8" => Self::Scalar { bits: 8 },
+            "q4a" => Self::Affine { group: 32 },
+            "q4a-64" => Self::Affine { group: 64 },
             other => match other.strip_prefix("aq-") {
                 Some(layout) => Self::parse_additive_layout(layout)?,
                 None => {
                     return Err(format!(
-                        "unknown mode {other:?}: expected 2bit, 3bit, 4bit, q4, q8 or aq-BxD \
-                         (B books of 256 entries over vectors of D weights, e.g. aq-3x4)"
+                        "unknown mode {other:?}: expected 2bit, 3bit, 4bit, q4, q4a, q4a-64, q8 or \
+                         aq-BxD (B books of 256 entries over vectors of D weights, e.g. aq-3x4)"
                     ));
                 }
             },
         };
         match (mode, bits) {
             (_, None) => Ok(mode),
-            (Self::Scalar { .. }, Some(_)) => Err(format!(
+            (Self::Scalar { .. } | Self::Affine { .. }, Some(_)) => Err(format!(
                 "--bits applies to 2bit, 3bit and 4bit modes, not {name}"
             )),
             (Self::Additive { .. }, Some(bits)) => Self::additive_for_bits(bits),
@@ -84,6 +89,7 @@ impl Mode {
         match *self {
             Self::Additive { books, dim } => 8.0 * books as f64 / dim as f64,
             Self::Scalar { bits } => bits as f64,
+            Self::Affine { .. } => 4.0,
         }
     }
 }
@@ -96,6 +102,8 @@ impl fmt::Display for Mode {
             Self::Additive { books: 2, dim: 4 } => f.write_str("4bit"),
             Self::Additive { books, dim } => write!(f, "aq-{books}x{dim}"),
             Self::Scalar { bits } => write!(f, "q{bits}"),
+            Self::Affine { group: 32 } => f.write_str("q4a"),
+            Self::Affine { group } => write!(f, "q4a-{group}"),
         }
     }
 }
@@ -113,6 +121,11 @@ mod tests {
             Mode::Additive { books: 5, dim: 16 }
         );
         assert!(Mode::parse("q8", Some(3.0)).is_err());
+        for (name, group) in [("q4a", 32), ("q4a-64", 64)] {
+            assert_eq!(Mode::parse(name, None), Ok(Mode::Affine { group }));
+            assert_eq!(Mode::Affine { group }.to_string(), name);
+        }
+        assert!(Mode::parse("q4a", Some(4.0)).is_err());
         assert!(Mode::parse("7bit", None).is_err());
         assert!(Mode::additive_for_bits(2.3).is_err());
     }

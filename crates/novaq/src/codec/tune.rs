@@ -262,7 +262,9 @@ impl Tuner {
                         AqMatrix::new(tensor.clone(), books).dequantize()
                     }
                     Encoding::F32(values) => values.clone(),
-                    Encoding::Scalar(_) => unreachable!("scalar-coded tensors are not tuned"),
+                    Encoding::Scalar(_) | Encoding::Affine(_) => {
+                        unreachable!("integer-coded tensors are not tuned")
+                    }
                 };
                 (index, finished(&sources[index], encoding, &decoded))
             })

@@ -17,6 +17,15 @@
 //!   to `cols_padded = ⌈cols / group⌉ · group`): `scales: rows × groups × f16`, then values:
 //!   8 bits → one `i8` per weight (`w = scale · q`); 4 bits → two weights per byte, low nibble
 //!   first, `w = scale · (q − 8)`.
+//! - **affine tensor** (`rows × cols`, 4-bit values in groups of `group` (32 or 64) weights
+//!   along each row,
+//!   the row padded to `cols_padded = ⌈cols / group⌉ · group`): `row_steps: rows × f16`, then
+//!   `row_offsets: rows × f16`, then `steps: rows × groups × u8`, then
+//!   `offsets: rows × groups × i8`, then values, two weights per byte, low nibble first. Weight
+//!   `(r, c)` of group `g` decodes to `d · q + m` with `q ∈ [0, 15]`,
+//!   `d = row_step_r · step_{r,g} / 255` and `m = row_offset_r · offset_{r,g} / 127`: a 4-bit
+//!   grid from the group's minimum to its maximum, its step and origin kept to 8 bits of the
+//!   row's largest (4.5 bits per weight plus 32 bits per row).
 //! - **f32 tensor**: the values as f32.
 
 use super::FormatError;
@@ -216,6 +225,109 @@ impl ScalarTensor {
             group,
             scales,
             values,
+        })
+    }
+}
+
+/// A group-wise affine 4-bit matrix, as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AffineTensor {
+    pub rows: usize,
+    pub cols: usize,
+    pub group: usize,
+    /// f16 bits, one per row: the largest group step of the row.
+    pub row_steps: Vec<u16>,
+    /// f16 bits, one per row: the largest |group origin| of the row.
+    pub row_offsets: Vec<u16>,
+    /// `rows × groups`: each group's step in 255ths of its row's.
+    pub steps: Vec<u8>,
+    /// `rows × groups`: each group's origin in 127ths of its row's.
+    pub offsets: Vec<i8>,
+    /// Packed 4-bit values, see the module docs.
+    pub values: Vec<u8>,
+}
+
+impl AffineTensor {
+    pub fn groups_per_row(&self) -> usize {
+        self.cols.div_ceil(self.group)
+    }
+
+    /// Groups a row may be cut into: whole blocks of the integer kernel.
+    pub const GROUPS: [usize; 2] = [32, 64];
+
+    /// `(groups, value bytes, blob bytes)` of a `rows × cols` tensor; `None` when they do not
+    /// fit a `usize` (a hostile manifest).
+    fn lengths(rows: usize, cols: usize, group: usize) -> Option<(usize, usize, usize)> {
+        let groups = rows.checked_mul(cols.div_ceil(group))?;
+        let values = groups.checked_mul(group / 2)?;
+        let total = rows.checked_mul(4)?.checked_add(groups.checked_mul(2)?)?;
+        Some((groups, values, total.checked_add(values)?))
+    }
+
+    /// Step `d` and origin `m` of group `g` of row `r`: weight = `d · q + m`.
+    pub fn grid(&self, r: usize, g: usize) -> (f32, f32) {
+        let i = r * self.groups_per_row() + g;
+        Self::grid_of(
+            f16_value(self.row_steps[r]),
+            f16_value(self.row_offsets[r]),
+            self.steps[i],
+            self.offsets[i],
+        )
+    }
+
+    /// Step and origin of a group from its row's (decoded) values and its own 8-bit parts.
+    pub fn grid_of(row_step: f32, row_offset: f32, step: u8, offset: i8) -> (f32, f32) {
+        (
+            row_step * f32::from(step) / 255.0,
+            row_offset * f32::from(offset) / 127.0,
+        )
+    }
+
+    pub fn byte_len(&self) -> usize {
+        Self::lengths(self.rows, self.cols, self.group)
+            .expect("a tensor in memory has a representable size")
+            .2
+    }
+
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.byte_len());
+        put_u16s(&mut out, &self.row_steps);
+        put_u16s(&mut out, &self.row_offsets);
+        out.extend_from_slice(&self.steps);
+        out.extend(self.offsets.iter().map(|&o| o as u8));
+        out.extend_from_slice(&self.values);
+        out
+    }
+
+    pub fn from_bytes(
+        bytes: &[u8],
+        rows: usize,
+        cols: usize,
+        group: usize,
+    ) -> Result<Self, FormatError> {
+        if !Self::GROUPS.contains(&group) {
+            return Err(FormatError::Invalid(
+                "affine tensor groups must be 32 or 64 weights",
+            ));
+        }
+        let (groups, value_len, expected) = Self::lengths(rows, cols, group)
+            .ok_or(FormatError::Invalid("affine tensor too large"))?;
+        if bytes.len() != expected {
+            return Err(FormatError::Length {
+                expected: expected as u64,
+                found: bytes.len() as u64,
+            });
+        }
+        let mut r = Reader(bytes);
+        Ok(Self {
+            rows,
+            cols,
+            group,
+            row_steps: r.u16s(rows),
+            row_offsets: r.u16s(rows),
+            steps: r.take(groups).to_vec(),
+            offsets: r.take(groups).iter().map(|&o| o as i8).collect(),
+            values: r.take(value_len).to_vec(),
         })
     }
 }

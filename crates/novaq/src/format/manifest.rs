@@ -145,6 +145,10 @@ pub enum Codec {
         bits: u32,
         group: u32,
     },
+    /// Group-wise affine 4-bit integers ([`crate::format::blob::AffineTensor`]).
+    Affine {
+        group: u32,
+    },
 }
 
 /// Where a blob lives: it starts `offset` bytes into shard `shard` and runs for `length`

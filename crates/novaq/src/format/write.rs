@@ -58,6 +58,12 @@ pub fn package(
                     },
                     tensor.to_bytes(),
                 ),
+                Encoding::Affine(tensor) => (
+                    Codec::Affine {
+                        group: tensor.group as u32,
+                    },
+                    tensor.to_bytes(),
+                ),
             };
             TensorEntry {
                 name: t.name.clone(),

@@ -1,7 +1,9 @@
 //! Building kernel matrices from a manifest and its shards.
 
-use super::{AqMatrix, QuantizedMatrix, ScalarMatrix};
-use crate::format::blob::{AqTensor, ScalarTensor, codebooks_from_bytes, f32s_from_bytes};
+use super::{AqMatrix, BLOCK, BlockMatrix, QuantizedMatrix};
+use crate::format::blob::{
+    AffineTensor, AqTensor, ScalarTensor, codebooks_from_bytes, f32s_from_bytes,
+};
 use crate::format::{Codec, FormatError, Manifest, ShardSet, TensorEntry};
 use alloc::sync::Arc;
 use alloc::vec::Vec;
@@ -75,8 +77,17 @@ impl<'a> ModelReader<'a> {
                 Ok(AqMatrix::new(tensor, books).into())
             }
             Codec::Scalar { bits, group } => {
+                if !(group as usize).is_multiple_of(BLOCK) {
+                    return Err(FormatError::Invalid(
+                        "scalar tensor groups must be multiples of 32 weights",
+                    ));
+                }
                 let tensor = ScalarTensor::from_bytes(&bytes, rows, cols, bits, group as usize)?;
-                Ok(ScalarMatrix::new(tensor).into())
+                Ok(BlockMatrix::from_scalar(&tensor).into())
+            }
+            Codec::Affine { group } => {
+                let tensor = AffineTensor::from_bytes(&bytes, rows, cols, group as usize)?;
+                Ok(BlockMatrix::from_affine(&tensor).into())
             }
         }
     }

@@ -123,6 +123,7 @@ pub fn run(dir: &Path, json: bool) -> anyhow::Result<()> {
                 if rotation.is_some() { ", rotated" } else { "" }
             ),
             Codec::Scalar { bits, group } => format!("q{bits} groups of {group}"),
+            Codec::Affine { group } => format!("q4a groups of {group}"),
         };
         println!(
             "  {:<32} {:>14} {:>6} → {:<32} {:>10} bytes @ shard {} + {}",

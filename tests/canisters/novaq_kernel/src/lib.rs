@@ -4,13 +4,25 @@
 //!
 //! Load a compressed model with `put_manifest` and `put_shard_chunk` (messages are capped at
 //! 2 MiB), then `measure` one tensor per call (each call stays far below the instruction limit).
+//! `load_model` then decodes the whole model (as an agent canister does) and each
+//! `forward_costs` call runs the next positions of one sequence, counting each forward pass:
+//! the cost of a generated token as the context grows.
+
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+mod lut;
 
 use std::cell::RefCell;
 
 use candid::CandidType;
 use ic_cdk::api::performance_counter;
 use novaq::format::{Codec, Manifest};
-use novaq::kernel::{ModelReader, QuantizedMatrix};
+use novaq::kernel::{BlockInput, ModelReader, QuantizedMatrix};
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+use novaq::{
+    format::{ShardSet, blob::AffineTensor},
+    kernel::BlockMatrix,
+};
+use ohms_llm::model::Model;
 use serde::Deserialize;
 
 #[derive(Default)]
@@ -21,6 +33,7 @@ struct LoadedModel {
 
 thread_local! {
     static MODEL: RefCell<LoadedModel> = RefCell::default();
+    static DECODED: RefCell<Option<Model<QuantizedMatrix>>> = const { RefCell::new(None) };
 }
 
 #[derive(CandidType, Deserialize)]
@@ -86,26 +99,32 @@ fn measure(tensor: String) -> Result<Measurement, String> {
     MODEL.with(|m| {
         let model = m.borrow();
         let manifest = Manifest::from_cbor(&model.manifest).map_err(|err| err.to_string())?;
-        let codec = match manifest
+        let stored = &manifest
             .tensor(&tensor)
             .map_err(|err| err.to_string())?
-            .codec
-        {
+            .codec;
+        let codec = match stored {
             Codec::F32 => "f32".to_string(),
             Codec::Aq { books, dim, .. } => format!("aq {books}x{dim}"),
             Codec::Scalar { bits, group } => format!("q{bits} group {group}"),
+            Codec::Affine { group } => format!("q4a group {group}"),
         };
         let shards = model.shards.iter().map(Vec::as_slice).collect();
         let mut reader = ModelReader::new(&manifest, shards).map_err(|err| err.to_string())?;
         let quantized = reader.matrix(&tensor).map_err(|err| err.to_string())?;
         let (rows, cols) = (quantized.rows(), quantized.cols());
         let dense = QuantizedMatrix::dense(rows, cols, quantized.dequantize());
-        let x: Vec<f32> = (0..cols)
-            .map(|i| ((i * 7919 % 1000) as f32 / 500.0) - 1.0)
-            .collect();
+        let x = probe_input(cols);
 
         let (quantized_out, quantized_instructions) = counted(|| matvec(&quantized, &x));
-        let (dense_out, dense_instructions) = counted(|| matvec(&dense, &x));
+        let (_, dense_instructions) = counted(|| matvec(&dense, &x));
+        // Integer matrices multiply the input quantized to 8 bits per block: compare with the
+        // dense product of that input (the rounding itself is bounded by the kernel's tests).
+        let reference_input = match stored {
+            Codec::Scalar { .. } | Codec::Affine { .. } => BlockInput::new(&x).dequantize(),
+            Codec::F32 | Codec::Aq { .. } => x.clone(),
+        };
+        let dense_out = matvec(&dense, &reference_input);
         let scale = dense_out
             .iter()
             .fold(0f32, |a, v| a.max(v.abs()))
@@ -122,6 +141,91 @@ fn measure(tensor: String) -> Result<Measurement, String> {
             dense_instructions,
             max_relative_difference: f64::from(difference / scale),
         })
+    })
+}
+
+/// Instructions of the look-up-table product ([`lut`]) on a q4a tensor, and its largest
+/// difference from the dense product relative to the largest result.
+#[ic_cdk::update]
+fn measure_lut(tensor: String) -> Result<(u64, f64), String> {
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    {
+        MODEL.with(|m| {
+            let model = m.borrow();
+            let manifest = Manifest::from_cbor(&model.manifest).map_err(|err| err.to_string())?;
+            let entry = manifest.tensor(&tensor).map_err(|err| err.to_string())?;
+            let Codec::Affine { group } = entry.codec else {
+                return Err(format!("{tensor} is not a q4a tensor"));
+            };
+            let (rows, cols) = entry.matrix_shape();
+            let shards = model.shards.iter().map(Vec::as_slice).collect();
+            let set = ShardSet::new(&manifest, shards).map_err(|err| err.to_string())?;
+            let bytes = set.read(&entry.location).map_err(|err| err.to_string())?;
+            let stored = AffineTensor::from_bytes(&bytes, rows, cols, group as usize)
+                .map_err(|err| err.to_string())?;
+            let matrix = lut::LutMatrix::new(&stored);
+            let dense =
+                QuantizedMatrix::dense(rows, cols, BlockMatrix::from_affine(&stored).dequantize());
+            let x = probe_input(cols);
+            let mut out = vec![0f32; rows];
+            let ((), instructions) = counted(|| matrix.matvec(&x, &mut out));
+            let reference = matvec(&dense, &x);
+            let scale = reference
+                .iter()
+                .fold(0f32, |a, v| a.max(v.abs()))
+                .max(f32::MIN_POSITIVE);
+            let difference = out
+                .iter()
+                .zip(&reference)
+                .fold(0f32, |a, (q, d)| a.max((q - d).abs()));
+            Ok((instructions, f64::from(difference / scale)))
+        })
+    }
+    #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
+    Err(format!(
+        "{tensor}: the look-up-table kernel needs wasm SIMD"
+    ))
+}
+
+/// The input every measurement multiplies: spread over [-1, 1).
+fn probe_input(cols: usize) -> Vec<f32> {
+    (0..cols)
+        .map(|i| ((i * 7919 % 1000) as f32 / 500.0) - 1.0)
+        .collect()
+}
+
+/// Decodes the loaded model for `forward_costs`; returns the instructions it took.
+#[ic_cdk::update]
+fn load_model() -> Result<u64, String> {
+    let (model, instructions) = counted(|| {
+        MODEL.with(|m| {
+            let model = m.borrow();
+            let manifest = Manifest::from_cbor(&model.manifest).map_err(|err| err.to_string())?;
+            let shards = model.shards.iter().map(Vec::as_slice).collect();
+            ohms_llm::load::load_novaq(&manifest, shards).map_err(|err| err.to_string())
+        })
+    });
+    let model = model?;
+    DECODED.with(|d| *d.borrow_mut() = Some(model));
+    Ok(instructions)
+}
+
+/// Runs the next `count` positions of one sequence (tokens spread over the vocabulary), each a
+/// full forward pass with logits, and returns each one's instructions.
+#[ic_cdk::update]
+fn forward_costs(count: u32) -> Result<Vec<u64>, String> {
+    DECODED.with(|d| {
+        let mut decoded = d.borrow_mut();
+        let model = decoded.as_mut().ok_or("load_model first")?;
+        let vocab = model.config().vocab_size;
+        (0..count)
+            .map(|_| {
+                let pos = model.cached_len();
+                let token = ((pos * 7919 + 1) % vocab) as u32;
+                let (result, instructions) = counted(|| model.forward(token, pos).map(|_| ()));
+                result.map(|()| instructions).map_err(|err| err.to_string())
+            })
+            .collect()
     })
 }
 
