@@ -198,15 +198,6 @@ impl Options {
                 options.tune_epochs = 1;
                 options.tune_step_size = 0.001;
             }
-            Mode::Affine { group: 32 } => {
-                // The embedding (and tied output) table in groups of 64: half the group
-                // overhead on a fifth of SmolLM2's weights keeps the model under 4.6 bits per
-                // weight, tokenizer included.
-                options.overrides = EMBEDDING_TENSORS
-                    .iter()
-                    .map(|&name| (name.to_owned(), Mode::Affine { group: 64 }))
-                    .collect();
-            }
             _ => {}
         }
         options

@@ -19,13 +19,14 @@
 //!   first, `w = scale · (q − 8)`.
 //! - **affine tensor** (`rows × cols`, 4-bit values in groups of `group` (32 or 64) weights
 //!   along each row,
-//!   the row padded to `cols_padded = ⌈cols / group⌉ · group`): `row_steps: rows × f16`, then
-//!   `row_offsets: rows × f16`, then `steps: rows × groups × u8`, then
-//!   `offsets: rows × groups × i8`, then values, two weights per byte, low nibble first. Weight
-//!   `(r, c)` of group `g` decodes to `d · q + m` with `q ∈ [0, 15]`,
-//!   `d = row_step_r · step_{r,g} / 255` and `m = row_offset_r · offset_{r,g} / 127`: a 4-bit
-//!   grid from the group's minimum to its maximum, its step and origin kept to 8 bits of the
-//!   row's largest (4.5 bits per weight plus 32 bits per row).
+//!   the row padded to `cols_padded = ⌈cols / group⌉ · group`): `row_units: rows × f16`, then
+//!   `steps: rows × groups × u8`, then `offsets: rows × groups × i8`, then values, two weights
+//!   per byte, low nibble first. Weight `(r, c)` of group `g` decodes to `d · q + m` with
+//!   `q ∈ [0, 15]`, `d = u_r · step_{r,g} / 255` and `m = u_r · offset_{r,g} / 16`: a 4-bit grid
+//!   from the group's minimum to its maximum, its step in 255ths of the row's unit `u_r` (the
+//!   row's largest step, or more when an origin needs it) and its origin in 16ths (an origin
+//!   near −7.5 steps, a group centred on zero, is as fine as the step); 4 + 16 / group bits per
+//!   weight plus 16 bits per row.
 //! - **f32 tensor**: the values as f32.
 
 use super::FormatError;
@@ -235,13 +236,11 @@ pub struct AffineTensor {
     pub rows: usize,
     pub cols: usize,
     pub group: usize,
-    /// f16 bits, one per row: the largest group step of the row.
-    pub row_steps: Vec<u16>,
-    /// f16 bits, one per row: the largest |group origin| of the row.
-    pub row_offsets: Vec<u16>,
-    /// `rows × groups`: each group's step in 255ths of its row's.
+    /// f16 bits, one per row: the row's unit `u` (see the module docs).
+    pub row_units: Vec<u16>,
+    /// `rows × groups`: each group's step in 255ths of its row's unit.
     pub steps: Vec<u8>,
-    /// `rows × groups`: each group's origin in 127ths of its row's.
+    /// `rows × groups`: each group's origin in 16ths of its row's unit.
     pub offsets: Vec<i8>,
     /// Packed 4-bit values, see the module docs.
     pub values: Vec<u8>,
@@ -260,26 +259,21 @@ impl AffineTensor {
     fn lengths(rows: usize, cols: usize, group: usize) -> Option<(usize, usize, usize)> {
         let groups = rows.checked_mul(cols.div_ceil(group))?;
         let values = groups.checked_mul(group / 2)?;
-        let total = rows.checked_mul(4)?.checked_add(groups.checked_mul(2)?)?;
+        let total = rows.checked_mul(2)?.checked_add(groups.checked_mul(2)?)?;
         Some((groups, values, total.checked_add(values)?))
     }
 
     /// Step `d` and origin `m` of group `g` of row `r`: weight = `d · q + m`.
     pub fn grid(&self, r: usize, g: usize) -> (f32, f32) {
         let i = r * self.groups_per_row() + g;
-        Self::grid_of(
-            f16_value(self.row_steps[r]),
-            f16_value(self.row_offsets[r]),
-            self.steps[i],
-            self.offsets[i],
-        )
+        Self::grid_of(f16_value(self.row_units[r]), self.steps[i], self.offsets[i])
     }
 
-    /// Step and origin of a group from its row's (decoded) values and its own 8-bit parts.
-    pub fn grid_of(row_step: f32, row_offset: f32, step: u8, offset: i8) -> (f32, f32) {
+    /// Step and origin of a group from its row's (decoded) unit and its own 8-bit parts.
+    pub fn grid_of(unit: f32, step: u8, offset: i8) -> (f32, f32) {
         (
-            row_step * f32::from(step) / 255.0,
-            row_offset * f32::from(offset) / 127.0,
+            unit * f32::from(step) / 255.0,
+            unit * f32::from(offset) / 16.0,
         )
     }
 
@@ -291,8 +285,7 @@ impl AffineTensor {
 
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(self.byte_len());
-        put_u16s(&mut out, &self.row_steps);
-        put_u16s(&mut out, &self.row_offsets);
+        put_u16s(&mut out, &self.row_units);
         out.extend_from_slice(&self.steps);
         out.extend(self.offsets.iter().map(|&o| o as u8));
         out.extend_from_slice(&self.values);
@@ -323,8 +316,7 @@ impl AffineTensor {
             rows,
             cols,
             group,
-            row_steps: r.u16s(rows),
-            row_offsets: r.u16s(rows),
+            row_units: r.u16s(rows),
             steps: r.take(groups).to_vec(),
             offsets: r.take(groups).iter().map(|&o| o as i8).collect(),
             values: r.take(value_len).to_vec(),
