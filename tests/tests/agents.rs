@@ -13,7 +13,7 @@ use icrc_ledger_types::icrc2::approve::{ApproveArgs, ApproveError};
 use novaq::format::Manifest;
 use ohms_integration_tests::{Suite, controller, user, wasm};
 use ohms_llm::generate::generate;
-use ohms_llm::{ChatMessage, Sampler, Tokenizer};
+use ohms_llm::{Sampler, Tokenizer};
 use ohms_types::{
     AgentCanisterRecord, AgentCanisterStatus, AgentId, AgentInfo, AgentStatus, AgentWasmChunk,
     AgentWasmStatus, Alert, AlertKind, Capability, CreateAgentsArgs, CreatedAgents, DenyReason,
@@ -247,29 +247,9 @@ impl Platform {
             ohms_llm::load::load_novaq(&manifest, shards.iter().map(Vec::as_slice).collect())
                 .unwrap();
         let tokenizer = Tokenizer::from_spec(manifest.tokenizer.as_ref().unwrap()).unwrap();
-        let chat = [
-            ChatMessage {
-                role: "system",
-                content: system,
-            },
-            ChatMessage {
-                role: "user",
-                content: prompt,
-            },
-        ];
-        let tokens = tokenizer
-            .encode_chat(&chat)
-            .unwrap_or_else(|| tokenizer.encode(prompt));
-        let stop: Vec<u32> = tokenizer
-            .eos
-            .into_iter()
-            .chain(tokenizer.end_of_turn())
-            .collect();
-        let mut sampler = if params.temperature == 0.0 {
-            Sampler::Greedy
-        } else {
-            Sampler::top_p(params.temperature, params.top_p, seed)
-        };
+        let tokens = tokenizer.encode_instruction(system, prompt);
+        let stop = tokenizer.stop_tokens();
+        let mut sampler = Sampler::for_params(params.temperature, params.top_p, seed);
         generate(
             &mut model,
             &tokens,

@@ -12,8 +12,8 @@ use std::cell::{Cell, RefCell};
 use std::collections::BTreeSet;
 use std::time::Duration;
 
+use ohms_llm::Sampler;
 use ohms_llm::generate::{Generation, StopReason};
-use ohms_llm::{ChatMessage, Sampler};
 use ohms_ops::Env;
 use ohms_types::{
     Action, AgentId, AgentInfo, AgentStatus, Error, Exchange, MAX_PROMPT_BYTES, MEMORY_EXCHANGES,
@@ -172,7 +172,7 @@ fn prompt_fits(agent: &AgentInfo, prompt: &str) -> Result<Option<u64>, Error> {
         if at_least >= context {
             return (at_least, context);
         }
-        let tokens = prompt_tokens(&w.tokenizer, &agent.system_prompt, prompt);
+        let tokens = w.tokenizer.encode_instruction(&agent.system_prompt, prompt);
         (tokens.len(), context)
     });
     let Some((tokens, context)) = counted else {
@@ -188,33 +188,6 @@ fn prompt_fits(agent: &AgentInfo, prompt: &str) -> Result<Option<u64>, Error> {
         ));
     }
     Ok(Some(tokens as u64))
-}
-
-/// The prompt as the model reads it: a chat (system and user turns) when the model has a chat
-/// template, the plain text otherwise.
-pub fn prompt_tokens(tokenizer: &ohms_llm::Tokenizer, system: &str, prompt: &str) -> Vec<u32> {
-    let chat = [
-        ChatMessage {
-            role: "system",
-            content: system,
-        },
-        ChatMessage {
-            role: "user",
-            content: prompt,
-        },
-    ];
-    tokenizer
-        .encode_chat(&chat)
-        .unwrap_or_else(|| tokenizer.encode(prompt))
-}
-
-/// Stop tokens: end of sequence and end of turn.
-fn stop_tokens(tokenizer: &ohms_llm::Tokenizer) -> Vec<u32> {
-    tokenizer
-        .eos
-        .into_iter()
-        .chain(tokenizer.end_of_turn())
-        .collect()
 }
 
 async fn random_seed() -> u64 {
@@ -366,7 +339,9 @@ fn generate(mut run: RunRecord) {
                     saved
                 }
                 None => {
-                    let prompt = prompt_tokens(&w.tokenizer, &agent.system_prompt, &run.prompt);
+                    let prompt = w
+                        .tokenizer
+                        .encode_instruction(&agent.system_prompt, &run.prompt);
                     let context = w.llm.config().context_length;
                     if prompt.len() >= context {
                         return Err(format!(
@@ -374,16 +349,16 @@ fn generate(mut run: RunRecord) {
                             prompt.len()
                         ));
                     }
-                    let sampler = if run.params.temperature == 0.0 {
-                        Sampler::Greedy
-                    } else {
-                        Sampler::top_p(run.params.temperature, run.params.top_p, run.info.seed)
-                    };
+                    let sampler = Sampler::for_params(
+                        run.params.temperature,
+                        run.params.top_p,
+                        run.info.seed,
+                    );
                     run.info.tokens_in = prompt.len() as u64;
                     Generation::new(
                         prompt,
                         run.params.max_tokens,
-                        stop_tokens(&w.tokenizer),
+                        w.tokenizer.stop_tokens(),
                         sampler,
                     )
                 }

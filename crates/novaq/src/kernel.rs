@@ -80,6 +80,16 @@ impl QuantizedMatrix {
         }
     }
 
+    /// `x` as [`QuantizedMatrix::matvec`] multiplies it: integer matrices round it to 8 bits
+    /// per block of 32 ([`BlockInput`]), the others take it as it is. `matvec` equals the
+    /// dequantized matrix times this, to float rounding.
+    pub fn multiplied_input(&self, x: &[f32]) -> Vec<f32> {
+        match &self.inner {
+            Inner::Block(_) => BlockInput::new(x).dequantize(),
+            Inner::Dense { .. } | Inner::Aq(_) => x.to_vec(),
+        }
+    }
+
     /// All weights, row-major.
     pub fn dequantize(&self) -> Vec<f32> {
         match &self.inner {

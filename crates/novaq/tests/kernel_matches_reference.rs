@@ -5,7 +5,7 @@ use novaq::Tensor;
 use novaq::codec::rng::Rng;
 use novaq::codec::{Calibration, InputMoments, Mode, Options, compress_calibrated};
 use novaq::format::write::{ModelInfo, package};
-use novaq::kernel::{BlockInput, ModelReader};
+use novaq::kernel::ModelReader;
 use std::sync::Arc;
 
 fn random_tensor(name: &str, rows: usize, cols: usize, seed: u64) -> Tensor {
@@ -74,10 +74,7 @@ fn check(mode: Mode, rotate: bool) {
         m.matvec(&x, &mut out);
         // Integer matrices multiply the input as quantized to 8 bits per block of 32 (the
         // kernel's own test bounds that rounding); the products must match on that input.
-        let input = match mode {
-            Mode::Scalar { .. } | Mode::Affine { .. } => BlockInput::new(&x).dequantize(),
-            Mode::Additive { .. } => x.clone(),
-        };
+        let input = m.multiplied_input(&x);
         for (r, &o) in out.iter().enumerate() {
             let reference: f32 = w[r * t.cols()..(r + 1) * t.cols()]
                 .iter()

@@ -10,8 +10,7 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, anyhow, bail};
-use candid::utils::ArgumentEncoder;
-use candid::{CandidType, Principal};
+use candid::Principal;
 use clap::Subcommand;
 use local_ic::LocalIc;
 use ohms_types::{
@@ -19,13 +18,12 @@ use ohms_types::{
     AgentWasmStatus, CreateAgentsArgs, CreatedAgents, Error, GenerationParams, InstructionAnalysis,
     ModelId, ModelLoadState, Page, Paged, RunArgs, RunInfo, RunStatus, UsageSummary,
 };
-use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
 
 use crate::model::{DEFAULT_STATE, with_local_network};
 use crate::pay::demo_user;
 use crate::repo_client::{
-    CallKind, CanisterError, LocalTransport, RepoTransport, decode, encode, local_call,
+    CanisterError, LocalCaller, LocalTransport, RepoTransport, decode, encode,
 };
 
 /// The largest piece of the agent wasm sent in one `upload_agent_wasm` call.
@@ -110,8 +108,7 @@ pub fn run(args: Args) -> Result<()> {
         let factory = saved.canister("agent_factory")?;
         let economics = saved.canister("economics")?;
         let mut agents = Agents {
-            ic,
-            user,
+            calls: LocalCaller { ic, sender: user },
             factory,
             economics,
         };
@@ -166,33 +163,14 @@ impl Overrides {
 
 /// The factory, the user's agent canister and economics, called as `user`.
 struct Agents<'a> {
-    ic: &'a mut LocalIc,
-    user: Principal,
+    calls: LocalCaller<'a>,
     factory: Principal,
     economics: Principal,
 }
 
 impl Agents<'_> {
-    fn query<A: ArgumentEncoder, R: CandidType + DeserializeOwned>(
-        &mut self,
-        canister: Principal,
-        method: &'static str,
-        args: A,
-    ) -> Result<R> {
-        local_call(self.ic, canister, self.user, CallKind::Query, method, args)
-    }
-
-    fn update<A: ArgumentEncoder, R: CandidType + DeserializeOwned>(
-        &mut self,
-        canister: Principal,
-        method: &'static str,
-        args: A,
-    ) -> Result<R> {
-        local_call(self.ic, canister, self.user, CallKind::Update, method, args)
-    }
-
     fn analyze(&mut self, instructions: &str) -> Result<()> {
-        let reply: Result<InstructionAnalysis, Error> = self.query(
+        let reply: Result<InstructionAnalysis, Error> = self.calls.query(
             self.factory,
             "analyze_instructions",
             (instructions.to_string(),),
@@ -212,7 +190,7 @@ impl Agents<'_> {
         let model = model
             .map(|m| ModelId::parse(&m, "model").map_err(|e| anyhow!("{e}")))
             .transpose()?;
-        let reply: Result<CreatedAgents, Error> = self.update(
+        let reply: Result<CreatedAgents, Error> = self.calls.update(
             self.factory,
             "create_agents",
             (CreateAgentsArgs {
@@ -249,11 +227,11 @@ impl Agents<'_> {
     /// The user's agent canister, as the factory records it.
     fn agent_canister(&mut self) -> Result<AgentCanisterRecord> {
         let reply: Result<Option<AgentCanisterRecord>, Error> =
-            self.query(self.factory, "my_agent_canister", ())?;
+            self.calls.query(self.factory, "my_agent_canister", ())?;
         typed("agent_factory", "my_agent_canister", reply)?.ok_or_else(|| {
             anyhow!(
                 "{} has no agent canister yet (create agents first: `ohms agents create \"…\"`)",
-                self.user
+                self.calls.sender
             )
         })
     }
@@ -266,11 +244,11 @@ impl Agents<'_> {
         seed: Option<u64>,
     ) -> Result<()> {
         let canister = self.agent_canister()?.canister;
-        let reply: Result<AgentInfo, Error> = self.query(canister, "get_agent", (agent,))?;
+        let reply: Result<AgentInfo, Error> = self.calls.query(canister, "get_agent", (agent,))?;
         let info = typed("agent", "get_agent", reply)?;
         let params = overrides.apply(&info.params);
         let used = params.clone().unwrap_or_else(|| info.params.clone());
-        let reply: Result<RunInfo, Error> = self.update(
+        let reply: Result<RunInfo, Error> = self.calls.update(
             canister,
             "run",
             (RunArgs {
@@ -313,9 +291,9 @@ impl Agents<'_> {
                     run.tokens_out
                 );
             }
-            self.ic.tick();
+            self.calls.ic.tick();
             ticks += 1;
-            let reply: Result<RunInfo, Error> = self.query(canister, "get_run", (run.id,))?;
+            let reply: Result<RunInfo, Error> = self.calls.query(canister, "get_run", (run.id,))?;
             run = typed("agent", "get_run", reply)?;
         }
 
@@ -343,7 +321,8 @@ impl Agents<'_> {
     }
 
     fn print_quota(&mut self) -> Result<()> {
-        let reply: Result<UsageSummary, Error> = self.query(self.economics, "my_usage", ())?;
+        let reply: Result<UsageSummary, Error> =
+            self.calls.query(self.economics, "my_usage", ())?;
         let usage = typed("economics", "my_usage", reply)?;
         let u = &usage.usage;
         match &usage.limits {
@@ -370,7 +349,7 @@ impl Agents<'_> {
         let mut agents = Vec::new();
         let mut start = 0;
         loop {
-            let reply: Result<Paged<AgentInfo>, Error> = self.update(
+            let reply: Result<Paged<AgentInfo>, Error> = self.calls.update(
                 self.factory,
                 "list_agents",
                 (Page {
@@ -389,7 +368,11 @@ impl Agents<'_> {
             Ok(record) => format!("in the agent canister {}", record.canister),
             Err(_) => "(no agent canister)".to_string(),
         };
-        println!("{} agent(s) of {} {canister}", agents.len(), self.user);
+        println!(
+            "{} agent(s) of {} {canister}",
+            agents.len(),
+            self.calls.sender
+        );
         if agents.is_empty() {
             return Ok(());
         }
@@ -444,7 +427,7 @@ impl Progress {
     fn show(&mut self, agents: &mut Agents<'_>, canister: Principal, run: &RunInfo) -> Result<()> {
         if run.status == RunStatus::LoadingModel {
             let reply: Result<AgentCanisterStatus, Error> =
-                agents.query(canister, "agent_status", ())?;
+                agents.calls.query(canister, "agent_status", ())?;
             let status = typed("agent", "agent_status", reply)?;
             if let Some(model) = status.models.iter().find(|m| m.model == run.model) {
                 let now = (model.shards_verified, model.bytes_received);

@@ -9,8 +9,7 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, anyhow, bail};
-use candid::utils::ArgumentEncoder;
-use candid::{CandidType, Encode, Nat, Principal};
+use candid::{Encode, Nat, Principal};
 use clap::Subcommand;
 use icp_ledger_fixture::{Funded, LedgerSetup, MAINNET_FEE_E8S};
 use icrc_ledger_types::icrc1::account::Account;
@@ -22,10 +21,9 @@ use ohms_types::{
     EconomicsConfig, Error, Page, Paged, PaymentMethod, PaymentPurpose, PaymentStatus, Purchase,
     Receipt, SubscribeArgs, Subscription, SubscriptionState, Tier, TierConfig,
 };
-use serde::de::DeserializeOwned;
 
 use crate::model::{DEFAULT_STATE, SavedNetwork, parse_tier, with_local_network};
-use crate::repo_client::{CallKind, CanisterError, local_call};
+use crate::repo_client::{CanisterError, LocalCaller};
 
 /// The name `ohms local deploy` records the ICP ledger under in the network file.
 pub const LEDGER: &str = "icp_ledger";
@@ -121,8 +119,7 @@ pub fn run(args: Args) -> Result<()> {
 
 /// The ledger and economics of a local network, called as `user`.
 struct Pay<'a> {
-    ic: &'a mut LocalIc,
-    user: Principal,
+    calls: LocalCaller<'a>,
     ledger: Principal,
     economics: Principal,
     config: EconomicsConfig,
@@ -132,8 +129,8 @@ impl<'a> Pay<'a> {
     fn new(ic: &'a mut LocalIc, saved: &SavedNetwork, user: Principal) -> Result<Self> {
         let ledger = saved.canister(LEDGER)?;
         let economics = saved.canister("economics")?;
-        let config: EconomicsConfig =
-            local_call(ic, economics, user, CallKind::Query, "economics_config", ())?;
+        let mut calls = LocalCaller { ic, sender: user };
+        let config: EconomicsConfig = calls.query(economics, "economics_config", ())?;
         if config.ledger != ledger {
             bail!(
                 "economics takes payments on {}, not on the network's ICP ledger {ledger}",
@@ -141,34 +138,17 @@ impl<'a> Pay<'a> {
             );
         }
         Ok(Self {
-            ic,
-            user,
+            calls,
             ledger,
             economics,
             config,
         })
     }
 
-    fn query<A: ArgumentEncoder, R: CandidType + DeserializeOwned>(
-        &mut self,
-        canister: Principal,
-        method: &'static str,
-        args: A,
-    ) -> Result<R> {
-        local_call(self.ic, canister, self.user, CallKind::Query, method, args)
-    }
-
-    fn update<A: ArgumentEncoder, R: CandidType + DeserializeOwned>(
-        &mut self,
-        canister: Principal,
-        method: &'static str,
-        args: A,
-    ) -> Result<R> {
-        local_call(self.ic, canister, self.user, CallKind::Update, method, args)
-    }
-
     fn balance_of(&mut self, account: Account) -> Result<u64> {
-        let balance: Nat = self.query(self.ledger, "icrc1_balance_of", (account,))?;
+        let balance: Nat = self
+            .calls
+            .query(self.ledger, "icrc1_balance_of", (account,))?;
         nat_to_u64(balance, "icrc1_balance_of")
     }
 
@@ -181,12 +161,12 @@ impl<'a> Pay<'a> {
 
     /// Prints and returns (user, treasury) balances.
     fn print_balances(&mut self, label: &str) -> Result<(u64, u64)> {
-        let user = self.balance_of(Account::from(self.user))?;
+        let user = self.balance_of(Account::from(self.calls.sender))?;
         let treasury = self.balance_of(self.treasury())?;
         println!("{label} on the ICP ledger {}:", self.ledger);
         println!(
             "  user               {:<63} {}",
-            self.user.to_text(),
+            self.calls.sender.to_text(),
             icp(user)
         );
         println!(
@@ -198,7 +178,7 @@ impl<'a> Pay<'a> {
     }
 
     fn subscribe(&mut self, tier: Tier, months: u32, auto_renew: bool) -> Result<()> {
-        let tiers: Vec<TierConfig> = self.query(self.economics, "list_tiers", ())?;
+        let tiers: Vec<TierConfig> = self.calls.query(self.economics, "list_tiers", ())?;
         let config = tiers
             .iter()
             .find(|t| t.tier == tier)
@@ -231,13 +211,14 @@ impl<'a> Pay<'a> {
             created_at_time: None,
         };
         let approved: Result<Nat, ApproveError> =
-            self.update(self.ledger, "icrc2_approve", (approve,))?;
+            self.calls
+                .update(self.ledger, "icrc2_approve", (approve,))?;
         let block = approved.map_err(|e| anyhow!("icrc2_approve refused: {e}"))?;
         println!(
             "icrc2_approve: economics ({spender}) may take {} from the user's account (price + fee; ledger block {block}, the approval cost the fee)",
             icp(price + fee)
         );
-        let user_approved = self.balance_of(Account::from(self.user))?;
+        let user_approved = self.balance_of(Account::from(self.calls.sender))?;
 
         let args = SubscribeArgs {
             tier,
@@ -246,7 +227,7 @@ impl<'a> Pay<'a> {
             method: None,
         };
         let purchase: Result<Purchase, Error> =
-            self.update(self.economics, "subscribe", (args,))?;
+            self.calls.update(self.economics, "subscribe", (args,))?;
         let purchase = purchase.map_err(|error| CanisterError {
             canister: "economics",
             method: "subscribe",
@@ -299,7 +280,7 @@ impl<'a> Pay<'a> {
         let mut receipts = Vec::new();
         let mut start = 0;
         loop {
-            let reply: Result<Paged<Receipt>, Error> = self.query(
+            let reply: Result<Paged<Receipt>, Error> = self.calls.query(
                 self.economics,
                 "my_receipts",
                 (Page {
@@ -318,7 +299,7 @@ impl<'a> Pay<'a> {
                 _ => break,
             }
         }
-        println!("{} receipt(s) of {}", receipts.len(), self.user);
+        println!("{} receipt(s) of {}", receipts.len(), self.calls.sender);
         for receipt in &receipts {
             print!("  ");
             print_receipt(receipt);

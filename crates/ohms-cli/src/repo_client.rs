@@ -97,32 +97,42 @@ pub struct RepoClient<T> {
 }
 
 /// Whether a call on the in-process network is a query or an update.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum CallKind {
-    Query,
-    Update,
+/// Candid calls to any canister of the in-process network, sent by one principal.
+pub(crate) struct LocalCaller<'a> {
+    pub ic: &'a mut LocalIc,
+    pub sender: Principal,
 }
 
-/// `canister.method(args)` on the in-process network, sent by `sender`, its reply decoded.
-pub(crate) fn local_call<A: ArgumentEncoder, R: CandidType + DeserializeOwned>(
-    ic: &mut LocalIc,
-    canister: Principal,
-    sender: Principal,
-    kind: CallKind,
-    method: &'static str,
-    args: A,
-) -> Result<R> {
-    let mut transport = LocalTransport {
-        ic,
-        canister,
-        sender,
-    };
-    let arg = encode(args)?;
-    let reply = match kind {
-        CallKind::Query => transport.query(method, arg)?,
-        CallKind::Update => transport.update(method, arg)?,
-    };
-    decode(method, &reply)
+impl LocalCaller<'_> {
+    fn transport(&mut self, canister: Principal) -> LocalTransport<'_> {
+        LocalTransport {
+            ic: self.ic,
+            canister,
+            sender: self.sender,
+        }
+    }
+
+    /// `canister.method(args)` as a query, its reply decoded.
+    pub fn query<A: ArgumentEncoder, R: CandidType + DeserializeOwned>(
+        &mut self,
+        canister: Principal,
+        method: &'static str,
+        args: A,
+    ) -> Result<R> {
+        let reply = self.transport(canister).query(method, encode(args)?)?;
+        decode(method, &reply)
+    }
+
+    /// `canister.method(args)` as an update, its reply decoded.
+    pub fn update<A: ArgumentEncoder, R: CandidType + DeserializeOwned>(
+        &mut self,
+        canister: Principal,
+        method: &'static str,
+        args: A,
+    ) -> Result<R> {
+        let reply = self.transport(canister).update(method, encode(args)?)?;
+        decode(method, &reply)
+    }
 }
 
 pub(crate) fn encode<A: ArgumentEncoder>(args: A) -> Result<Vec<u8>> {

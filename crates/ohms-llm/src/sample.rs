@@ -46,6 +46,15 @@ pub enum Sampler {
 }
 
 impl Sampler {
+    /// Greedy at temperature 0, else nucleus sampling seeded with `seed`.
+    pub fn for_params(temperature: f32, top_p: f32, seed: u64) -> Self {
+        if temperature == 0.0 {
+            Self::Greedy
+        } else {
+            Self::top_p(temperature, top_p, seed)
+        }
+    }
+
     pub fn top_p(temperature: f32, top_p: f32, seed: u64) -> Self {
         Self::TopP {
             temperature,

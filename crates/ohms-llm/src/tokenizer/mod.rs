@@ -323,6 +323,28 @@ impl Tokenizer {
         chat.encode(self, messages)
     }
 
+    /// An instruction as the model reads it: a chat (system and user turns) when the model has
+    /// a chat template, the plain prompt otherwise.
+    pub fn encode_instruction(&self, system: &str, prompt: &str) -> Vec<u32> {
+        let chat = [
+            ChatMessage {
+                role: "system",
+                content: system,
+            },
+            ChatMessage {
+                role: "user",
+                content: prompt,
+            },
+        ];
+        self.encode_chat(&chat)
+            .unwrap_or_else(|| self.encode(prompt))
+    }
+
+    /// Tokens that end a reply: end of sequence and end of turn.
+    pub fn stop_tokens(&self) -> Vec<u32> {
+        self.eos.into_iter().chain(self.end_of_turn()).collect()
+    }
+
     /// The token that ends an assistant turn (`<|im_end|>` for ChatML), else EOS.
     pub fn end_of_turn(&self) -> Option<u32> {
         self.chat

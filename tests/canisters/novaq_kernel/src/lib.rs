@@ -16,7 +16,7 @@ use std::cell::RefCell;
 use candid::CandidType;
 use ic_cdk::api::performance_counter;
 use novaq::format::{Codec, Manifest};
-use novaq::kernel::{BlockInput, ModelReader, QuantizedMatrix};
+use novaq::kernel::{ModelReader, QuantizedMatrix};
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
 use novaq::{
     format::{ShardSet, blob::AffineTensor},
@@ -120,11 +120,7 @@ fn measure(tensor: String) -> Result<Measurement, String> {
         let (_, dense_instructions) = counted(|| matvec(&dense, &x));
         // Integer matrices multiply the input quantized to 8 bits per block: compare with the
         // dense product of that input (the rounding itself is bounded by the kernel's tests).
-        let reference_input = match stored {
-            Codec::Scalar { .. } | Codec::Affine { .. } => BlockInput::new(&x).dequantize(),
-            Codec::F32 | Codec::Aq { .. } => x.clone(),
-        };
-        let dense_out = matvec(&dense, &reference_input);
+        let dense_out = matvec(&dense, &quantized.multiplied_input(&x));
         let scale = dense_out
             .iter()
             .fold(0f32, |a, v| a.max(v.abs()))
