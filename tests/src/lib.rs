@@ -8,6 +8,8 @@ use std::path::PathBuf;
 mod common;
 pub use common::{fixture, model};
 
+pub mod platform;
+
 use candid::utils::ArgumentEncoder;
 use candid::{CandidType, Principal};
 use ic_test_env::{CallError, TestEnv};

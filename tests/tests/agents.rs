@@ -6,268 +6,16 @@
 
 use std::time::Duration;
 
-use candid::{CandidType, Nat, Principal};
+use candid::Principal;
 use ic_test_env::Fault;
-use icrc_ledger_types::icrc1::account::Account as IcrcAccount;
-use icrc_ledger_types::icrc2::approve::{ApproveArgs, ApproveError};
-use novaq::format::Manifest;
-use ohms_integration_tests::{Suite, controller, user, wasm};
-use ohms_llm::generate::generate;
-use ohms_llm::{Sampler, Tokenizer};
+use ohms_integration_tests::platform::{MODEL, PYTHON_TEAM, Platform, alice, bob};
+use ohms_integration_tests::{controller, wasm};
 use ohms_types::{
-    AgentCanisterRecord, AgentCanisterStatus, AgentId, AgentInfo, AgentStatus, AgentWasmChunk,
-    AgentWasmStatus, Alert, AlertKind, Capability, CreateAgentsArgs, CreatedAgents, DenyReason,
-    Error, FactorySettings, GenerationParams, InstructionAnalysis, ModelId, ModelLoadState,
-    ModelMetadata, Page, Paged, Purchase, RunArgs, RunInfo, RunStatus, SubscribeArgs, Tier,
-    UpgradeReport, UsageSummary,
+    Action, AgentCanisterRecord, AgentCanisterStatus, AgentId, AgentInfo, AgentStatus,
+    AgentWasmChunk, AgentWasmStatus, Alert, AlertKind, CreateAgentsArgs, CreatedAgents, DenyReason,
+    EconomicsInstallArgs, Error, FactorySettings, GenerationParams, Grant, InstructionAnalysis,
+    ModelLoadState, Page, Paged, RunArgs, RunInfo, RunStatus, UpgradeArgs, UpgradeReport,
 };
-use serde::de::DeserializeOwned;
-
-const BASIC_PRICE: u64 = 100_000_000;
-const MODEL: &str = "stories260k-q4a";
-const PYTHON_TEAM: &str = "create coding agents for Python development and testing";
-
-struct Platform {
-    suite: Suite,
-    factory: Principal,
-    economics: Principal,
-    /// The model as uploaded: manifest bytes and shards.
-    model: Option<(Vec<u8>, Vec<Vec<u8>>)>,
-}
-
-impl Platform {
-    /// The suite with the agent wasm uploaded to the factory and stories260K (q4a, the
-    /// SIMD kernel's mode) active.
-    fn deploy() -> Option<Self> {
-        let model = ohms_integration_tests::stories260k("q4a", 64 << 10)?;
-        Some(Self::with_model(MODEL, "q4a", model))
-    }
-
-    fn with_model(id: &str, mode: &str, model: (Vec<u8>, Vec<Vec<u8>>)) -> Self {
-        let suite = Suite::deploy();
-        let mut p = Self {
-            factory: suite.id("agent_factory"),
-            economics: suite.id("economics"),
-            suite,
-            model: None,
-        };
-        let status = p.upload_agent_wasm(&wasm("agent"));
-        assert!(status.active_sha256.is_some(), "{status:?}");
-        p.publish(id, mode, model);
-        p
-    }
-
-    fn publish(&mut self, id: &str, mode: &str, model: (Vec<u8>, Vec<Vec<u8>>)) {
-        let metadata = ModelMetadata {
-            id: ModelId::parse(id, "id").unwrap(),
-            name: format!("{id} ({mode})"),
-            version: "1".into(),
-            description: format!("{id}, NOVAQ {mode}"),
-            capabilities: vec![Capability::Chat, Capability::Code, Capability::Storytelling],
-            tags: vec![],
-            min_tier: Tier::Basic,
-        };
-        self.suite
-            .publish_model(controller(), metadata, model.0.clone(), &model.1);
-        if self.model.is_none() {
-            self.model = Some(model);
-        }
-    }
-
-    fn upload_agent_wasm(&mut self, module: &[u8]) -> AgentWasmStatus {
-        let sha256 = novaq::format::sha256_hex(module);
-        let mut status = None;
-        let piece = 1 << 20;
-        for (i, part) in module.chunks(piece).enumerate() {
-            let chunk = AgentWasmChunk {
-                sha256: sha256.clone(),
-                total_bytes: module.len() as u64,
-                offset: (i * piece) as u64,
-                bytes: part.to_vec(),
-            };
-            let reply: Result<AgentWasmStatus, Error> =
-                self.factory_update(controller(), "upload_agent_wasm", chunk);
-            status = Some(reply.expect("upload_agent_wasm"));
-        }
-        status.expect("at least one chunk")
-    }
-
-    fn factory_update<A: CandidType, R: CandidType + DeserializeOwned>(
-        &mut self,
-        caller: Principal,
-        method: &str,
-        arg: A,
-    ) -> R {
-        let factory = self.factory;
-        self.suite.update(factory, caller, method, (arg,))
-    }
-
-    fn factory_query<A: CandidType, R: CandidType + DeserializeOwned>(
-        &mut self,
-        caller: Principal,
-        method: &str,
-        arg: A,
-    ) -> R {
-        let factory = self.factory;
-        self.suite.query(factory, caller, method, (arg,))
-    }
-
-    /// Approves economics for the basic tier's price and subscribes for a month.
-    fn subscribe(&mut self, who: Principal) {
-        let ledger = self.suite.ledger;
-        let approve = ApproveArgs {
-            from_subaccount: None,
-            spender: IcrcAccount {
-                owner: self.economics,
-                subaccount: None,
-            },
-            amount: Nat::from(BASIC_PRICE + ohms_integration_tests::LEDGER_FEE_E8S),
-            expected_allowance: None,
-            expires_at: None,
-            fee: None,
-            memo: None,
-            created_at_time: None,
-        };
-        let approved: Result<Nat, ApproveError> =
-            self.suite.update(ledger, who, "icrc2_approve", (approve,));
-        approved.expect("approve");
-        let economics = self.economics;
-        let purchase: Result<Purchase, Error> = self.suite.update(
-            economics,
-            who,
-            "subscribe",
-            (SubscribeArgs {
-                tier: Tier::Basic,
-                months: 1,
-                auto_renew: false,
-                method: None,
-            },),
-        );
-        purchase.expect("subscribe");
-    }
-
-    fn create(
-        &mut self,
-        who: Principal,
-        instructions: &str,
-        count: Option<u32>,
-    ) -> Result<CreatedAgents, Error> {
-        self.factory_update(
-            who,
-            "create_agents",
-            CreateAgentsArgs {
-                instructions: instructions.into(),
-                count,
-                model: None,
-            },
-        )
-    }
-
-    /// One agent on `model` (the analysis's choice overridden).
-    fn create_on(
-        &mut self,
-        who: Principal,
-        instructions: &str,
-        model: &str,
-    ) -> Result<CreatedAgents, Error> {
-        self.factory_update(
-            who,
-            "create_agents",
-            CreateAgentsArgs {
-                instructions: instructions.into(),
-                count: Some(1),
-                model: Some(ModelId::parse(model, "model").unwrap()),
-            },
-        )
-    }
-
-    fn usage(&mut self, who: Principal) -> UsageSummary {
-        let economics = self.economics;
-        let usage: Result<UsageSummary, Error> = self.suite.query(economics, who, "my_usage", ());
-        usage.expect("my_usage")
-    }
-
-    fn run(
-        &mut self,
-        canister: Principal,
-        who: Principal,
-        args: RunArgs,
-    ) -> Result<RunInfo, Error> {
-        self.suite.update(canister, who, "run", (args,))
-    }
-
-    fn get_run(&mut self, canister: Principal, who: Principal, id: u64) -> Result<RunInfo, Error> {
-        self.suite.query(canister, who, "get_run", (id,))
-    }
-
-    /// Lets timers and calls run until the run has ended and its usage is committed.
-    fn finish(&mut self, canister: Principal, who: Principal, id: u64) -> RunInfo {
-        for _ in 0..2_000 {
-            let run = self.get_run(canister, who, id).expect("get_run");
-            if run.status.is_final() && run.usage_committed {
-                return run;
-            }
-            self.suite.env.tick();
-        }
-        panic!(
-            "run {id} did not finish: {:?}",
-            self.get_run(canister, who, id)
-        );
-    }
-
-    fn agent_status(&mut self, canister: Principal, who: Principal) -> AgentCanisterStatus {
-        let status: Result<AgentCanisterStatus, Error> =
-            self.suite.query(canister, who, "agent_status", ());
-        status.expect("agent_status")
-    }
-
-    fn settings(&mut self) -> FactorySettings {
-        let settings: Result<FactorySettings, Error> =
-            self.factory_query(controller(), "factory_settings", ());
-        settings.unwrap()
-    }
-
-    fn set_settings(&mut self, settings: FactorySettings) {
-        let set: Result<(), Error> =
-            self.factory_update(controller(), "set_factory_settings", settings);
-        set.expect("set_factory_settings");
-    }
-
-    fn record_of(&mut self, who: Principal) -> Option<AgentCanisterRecord> {
-        let record: Result<Option<AgentCanisterRecord>, Error> =
-            self.factory_query(who, "my_agent_canister", ());
-        record.unwrap()
-    }
-
-    /// What the native forward pass generates for the same model, prompt, parameters and seed.
-    fn native(&self, system: &str, prompt: &str, params: &GenerationParams, seed: u64) -> Vec<u32> {
-        let (manifest, shards) = self.model.as_ref().expect("a model");
-        let manifest = Manifest::from_cbor(manifest).unwrap();
-        let mut model =
-            ohms_llm::load::load_novaq(&manifest, shards.iter().map(Vec::as_slice).collect())
-                .unwrap();
-        let tokenizer = Tokenizer::from_spec(manifest.tokenizer.as_ref().unwrap()).unwrap();
-        let tokens = tokenizer.encode_instruction(system, prompt);
-        let stop = tokenizer.stop_tokens();
-        let mut sampler = Sampler::for_params(params.temperature, params.top_p, seed);
-        generate(
-            &mut model,
-            &tokens,
-            &mut sampler,
-            params.max_tokens as usize,
-            &stop,
-        )
-        .unwrap()
-    }
-}
-
-fn alice() -> Principal {
-    user("alice")
-}
-
-fn bob() -> Principal {
-    user("bob")
-}
 
 fn greedy(max_tokens: u32) -> GenerationParams {
     GenerationParams {
@@ -283,6 +31,8 @@ fn run_args(agent: AgentId, prompt: &str, params: GenerationParams, seed: u64) -
         prompt: prompt.into(),
         params: Some(params),
         seed: Some(seed),
+        request_id: None,
+        task_reservation: None,
     }
 }
 
@@ -547,6 +297,152 @@ fn a_long_generation_crosses_messages_and_an_upgrade_of_every_agent_canister() {
         "agent.tokens_per_message.stories260k.q4a_at_40m",
         done.tokens_out as f64 / f64::from(done.messages),
     );
+}
+
+#[test]
+fn a_repeated_request_id_returns_the_same_run_and_is_counted_once() {
+    let Some(mut p) = Platform::deploy() else {
+        return;
+    };
+    p.subscribe(alice());
+    let created = p.create(alice(), PYTHON_TEAM, None).unwrap();
+    let (canister, agent) = (created.canister, created.agents[0].id);
+    let before = p.usage(alice());
+    let tokens_left = |p: &mut Platform| p.usage(alice()).limits.unwrap().tokens_left;
+    let keyed = RunArgs {
+        request_id: Some("task-1/r1/a1".into()),
+        ..run_args(agent, "The cat sat", greedy(6), 3)
+    };
+    let first = p.run(canister, alice(), keyed.clone()).unwrap();
+    let held = tokens_left(&mut p);
+    assert!(
+        held < before.limits.unwrap().tokens_left,
+        "the first run reserved its tokens"
+    );
+    let again = p.run(canister, alice(), keyed.clone()).unwrap();
+    assert_eq!(again.id, first.id);
+    assert_eq!(tokens_left(&mut p), held, "the retry reserved nothing");
+    let done = p.finish(canister, alice(), first.id);
+    assert_eq!(done.status, RunStatus::Completed);
+    // After its end too, the key names the run.
+    let late = p.run(canister, alice(), keyed.clone()).unwrap();
+    assert_eq!((late.id, late.status), (first.id, RunStatus::Completed));
+    for _ in 0..20 {
+        p.suite.env.tick();
+    }
+    let after = p.usage(alice()).usage;
+    assert_eq!(after.calls - before.usage.calls, 1, "one inference counted");
+    assert_eq!(
+        (
+            after.tokens_in - before.usage.tokens_in,
+            after.tokens_out - before.usage.tokens_out
+        ),
+        (done.tokens_in, done.tokens_out)
+    );
+    // Another key is another run.
+    let other = p
+        .run(
+            canister,
+            alice(),
+            RunArgs {
+                request_id: Some("task-1/r1/a2".into()),
+                ..keyed.clone()
+            },
+        )
+        .unwrap();
+    assert_ne!(other.id, first.id);
+    // A bad key is refused before anything happens.
+    for bad in [String::new(), "a\u{0}b".into(), "k".repeat(65)] {
+        let refused = p.run(
+            canister,
+            alice(),
+            RunArgs {
+                request_id: Some(bad.clone()),
+                ..keyed.clone()
+            },
+        );
+        assert!(
+            matches!(&refused, Err(Error::InvalidArgument { field, .. }) if field == "request_id"),
+            "{bad:?}: {refused:?}"
+        );
+    }
+}
+
+#[test]
+fn only_the_coordinator_runs_an_agent_on_a_tasks_budget() {
+    let Some(mut p) = Platform::deploy() else {
+        return;
+    };
+    p.subscribe(alice());
+    let created = p.create(alice(), PYTHON_TEAM, None).unwrap();
+    let (canister, agent) = (created.canister, created.agents[0].id);
+    // A relay stands in for the coordinator at economics.
+    let relay = p.suite.install_fixture("relay");
+    let mut siblings = p.suite.siblings.clone();
+    siblings.coordinator = Some(relay);
+    let upgrade = EconomicsInstallArgs::Upgrade(Some(UpgradeArgs {
+        siblings: Some(siblings),
+    }));
+    let economics = p.economics;
+    p.suite
+        .env
+        .upgrade_canister(
+            economics,
+            wasm("economics"),
+            candid::encode_one(&upgrade).unwrap(),
+            Some(controller()),
+        )
+        .expect("upgrade economics");
+    let relayed = |p: &mut Platform, method: &str, args: Vec<u8>| -> Vec<u8> {
+        let reply: Result<Vec<u8>, String> = p.suite.update(
+            relay,
+            controller(),
+            "relay",
+            (economics, method.to_string(), args),
+        );
+        reply.expect("relayed call")
+    };
+    let tokens_left = |p: &mut Platform| p.usage(alice()).limits.unwrap().tokens_left;
+    let left = tokens_left(&mut p);
+    let reply = relayed(
+        &mut p,
+        "reserve",
+        candid::encode_args((
+            alice(),
+            Action::SubmitTask {
+                budget_tokens: 5_000,
+            },
+        ))
+        .unwrap(),
+    );
+    let granted: Result<Grant, Error> = candid::decode_one(&reply).unwrap();
+    let Ok(Grant::Reserved(task)) = granted else {
+        panic!("{granted:?}")
+    };
+    assert_eq!(
+        tokens_left(&mut p),
+        left - 5_000,
+        "the task holds its budget"
+    );
+    // The owner may not spend the task's budget directly (that would skip the hourly rate):
+    // only the coordinator runs an agent on it (tests/tests/coordinator.rs).
+    let refused = p.run(
+        canister,
+        alice(),
+        RunArgs {
+            task_reservation: Some(task.id),
+            ..run_args(agent, "The cat sat", greedy(6), 3)
+        },
+    );
+    assert!(
+        matches!(&refused, Err(Error::NotAuthorized { .. })),
+        "{refused:?}"
+    );
+    assert_eq!(tokens_left(&mut p), left - 5_000, "nothing drawn");
+    let reply = relayed(&mut p, "release", candid::encode_args((task.id,)).unwrap());
+    let released: Result<(), Error> = candid::decode_one(&reply).unwrap();
+    released.unwrap();
+    assert_eq!(tokens_left(&mut p), left);
 }
 
 #[test]

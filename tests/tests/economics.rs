@@ -594,7 +594,7 @@ fn quotas_and_rate_limits_deny_at_the_boundary_and_reset_monthly() {
     let mut e = Econ::new();
     let relay = relay_as_factory(&mut e);
     // Without a subscription.
-    let decision: Result<Decision, Error> = e.authorize(alice(), alice(), Action::SubmitTask);
+    let decision: Result<Decision, Error> = e.authorize(alice(), alice(), task(1));
     assert!(matches!(
         decision.unwrap(),
         Decision::Deny {
@@ -604,12 +604,12 @@ fn quotas_and_rate_limits_deny_at_the_boundary_and_reset_monthly() {
     ));
     // Strangers may not ask about Alice.
     let economics = e.economics;
-    let stranger: Result<Decision, Error> = e.authorize(bob(), alice(), Action::SubmitTask);
+    let stranger: Result<Decision, Error> = e.authorize(bob(), alice(), task(1));
     assert!(matches!(stranger, Err(Error::NotAuthorized { .. })));
     // Nor reserve for her.
     let denied: Result<Grant, Error> =
         e.suite
-            .update(economics, bob(), "reserve", (alice(), Action::SubmitTask));
+            .update(economics, bob(), "reserve", (alice(), task(1)));
     assert!(matches!(denied, Err(Error::NotAuthorized { .. })));
 
     e.approve(alice(), 10 * BASIC_PRICE);
@@ -661,11 +661,10 @@ fn quotas_and_rate_limits_deny_at_the_boundary_and_reset_monthly() {
     basic.requests_per_hour = 8;
     let set: Result<(), Error> = e.update(controller(), "set_tier", basic);
     set.unwrap();
-    for _ in 0..5 {
-        let grant = e.reserve(relay, alice(), Action::SubmitTask);
-        assert!(matches!(grant.unwrap(), Grant::Reserved(_)));
-    }
-    let limited = e.reserve(relay, alice(), Action::SubmitTask);
+    let tasks: Vec<_> = (0..5)
+        .map(|_| reserved(e.reserve(relay, alice(), task(10))))
+        .collect();
+    let limited = e.reserve(relay, alice(), task(10));
     assert!(matches!(
         limited.unwrap(),
         Grant::Denied {
@@ -673,6 +672,31 @@ fn quotas_and_rate_limits_deny_at_the_boundary_and_reset_monthly() {
             ..
         }
     ));
+    // A task's runs draw on its budget and are not rate-limited (the task was counted).
+    let draw = e.reserve(
+        relay,
+        alice(),
+        Action::TaskInference {
+            task_reservation: tasks[0].id,
+            estimated_tokens: 10,
+        },
+    );
+    let run = reserved(draw);
+    let over = e.reserve(
+        relay,
+        alice(),
+        Action::TaskInference {
+            task_reservation: tasks[0].id,
+            estimated_tokens: 1,
+        },
+    );
+    assert!(
+        matches!(over.unwrap(), Grant::Denied { reason: DenyReason::QuotaExceeded { quota, limit: 0, used: 0, requested: 1 }, .. } if quota == "task_budget")
+    );
+    // Tasks last a day: give their budgets back before the month ends.
+    for id in tasks.iter().map(|t| t.id).chain([run.id]) {
+        e.release(relay, id).unwrap();
+    }
 
     // Next month: the token quota is back (the clock moves to the first day of the next month).
     let now = e
@@ -735,6 +759,11 @@ fn reserved(grant: Result<Grant, Error>) -> ohms_types::Reservation {
         Ok(Grant::Reserved(reservation)) => reservation,
         other => panic!("expected a reservation, got {other:?}"),
     }
+}
+
+/// A coordinator task with a budget of `tokens`.
+fn task(budget_tokens: u64) -> Action {
+    Action::SubmitTask { budget_tokens }
 }
 
 /// An inference estimated at `tokens`.
@@ -838,7 +867,7 @@ fn auto_renew_charges_on_time_then_falls_to_grace_and_expiry() {
         SubscriptionState::Expired
     );
     assert_eq!(e.treasury(), 2 * BASIC_PRICE, "nothing more was charged");
-    let decision: Result<Decision, Error> = e.authorize(alice(), alice(), Action::SubmitTask);
+    let decision: Result<Decision, Error> = e.authorize(alice(), alice(), task(1));
     assert!(matches!(
         decision.unwrap(),
         Decision::Deny {
@@ -1178,7 +1207,7 @@ fn benchmark_figures() {
     let start = std::time::Instant::now();
     let n = 2_000;
     for _ in 0..n {
-        let _: Result<Decision, Error> = e.authorize(alice(), alice(), Action::SubmitTask);
+        let _: Result<Decision, Error> = e.authorize(alice(), alice(), task(1));
     }
     let per_sec = n as f64 / start.elapsed().as_secs_f64();
     println!("BENCH economics.authorize_per_sec_local {per_sec:.0}");
@@ -1197,7 +1226,7 @@ fn a_pause_refuses_payments_and_reservations_and_metrics_show_the_books() {
     let before = e.balance(alice(), None);
     let refused = e.subscribe(alice(), Tier::Basic, 1, None).unwrap_err();
     assert!(matches!(refused, Error::Paused { .. }), "{refused:?}");
-    let grant = e.reserve(relay, alice(), Action::SubmitTask);
+    let grant = e.reserve(relay, alice(), task(1));
     assert!(matches!(
         grant.unwrap(),
         Grant::Denied {
@@ -1377,7 +1406,7 @@ fn reservations_expire_and_registered_agent_canisters_report_usage() {
     e.approve(alice(), 10 * BASIC_PRICE);
     e.subscribe(alice(), Tier::Basic, 1, None).unwrap();
     let tokens_left = |e: &mut Econ| {
-        let d: Result<Decision, Error> = e.authorize(alice(), alice(), Action::SubmitTask);
+        let d: Result<Decision, Error> = e.authorize(alice(), alice(), task(1));
         match d.unwrap() {
             Decision::Allow { limits } => limits.tokens_left,
             other => panic!("{other:?}"),

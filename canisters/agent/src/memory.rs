@@ -12,6 +12,9 @@
 //!   id 14  MODELS_MEMORY_ID  BTreeMap<String model, Cbor<ModelEntry>>  manifest, shard table
 //!                                                                    and load progress
 //!   id 15  CHUNKS_MEMORY_ID  BTreeMap<(u64 slot·shard, u64 offset), Vec<u8>>  the shards' bytes
+//!   id 16  REQUESTS_MEMORY_ID  BTreeMap<(Principal caller, String request_id), u64 run>
+//!                                                                    idempotency keys of runs
+//!                                                                    (removed with their run)
 //! ```
 //! A retired id is never reused: it stays listed here, marked "abandoned, do not use".
 
@@ -24,3 +27,4 @@ pub const RUNS_MEMORY_ID: MemoryId = MemoryId::new(12);
 pub const QUEUE_MEMORY_ID: MemoryId = MemoryId::new(13);
 pub const MODELS_MEMORY_ID: MemoryId = MemoryId::new(14);
 pub const CHUNKS_MEMORY_ID: MemoryId = MemoryId::new(15);
+pub const REQUESTS_MEMORY_ID: MemoryId = MemoryId::new(16);

@@ -1,17 +1,20 @@
 //! Runs: a prompt to one agent, generated across as many messages as it needs.
 //!
 //! `start` checks the request (cheap checks first), reserves the tokens with economics (a
-//! denial starts nothing) and queues the run. A timer works the queue one message at a time:
-//! runs go in order, one after the other, so the model's KV cache is never shared by two runs
-//! in flight; each message generates until its instruction budget is spent and saves the
-//! generation (sampler state included), so the next message — or the first after an upgrade,
-//! which re-reads the sequence into a fresh cache — continues exactly where it stopped.
+//! denial starts nothing) and queues the run. A `request_id` makes it idempotent: a caller's
+//! retry with the same key gets the run the first call started, and nothing is reserved
+//! twice. A timer works the queue one message at a time: runs go in order, one after the
+//! other, so the model's KV cache is never shared by two runs in flight; each message
+//! generates until its instruction budget is spent and saves the generation (sampler state
+//! included), so the next message — or the first after an upgrade, which re-reads the
+//! sequence into a fresh cache — continues exactly where it stopped.
 //! Finished runs commit their usage to economics once; a failed commit is retried.
 
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeSet;
 use std::time::Duration;
 
+use candid::Principal;
 use ohms_llm::Sampler;
 use ohms_llm::generate::{Generation, StopReason};
 use ohms_ops::Env;
@@ -22,7 +25,9 @@ use ohms_types::{
 
 use crate::access;
 use crate::models;
-use crate::state::{RunRecord, mutate_state, read_state};
+use crate::state::{
+    MAX_REQUEST_ID_BYTES, RequestId, RequestKey, RunRecord, mutate_state, read_state,
+};
 use ohms_ops::paging::Order;
 
 /// How long a settled-but-uncommitted run waits before its commit is retried.
@@ -49,13 +54,92 @@ thread_local! {
     static GENERATION_PENDING: Cell<Option<u64>> = const { Cell::new(None) };
     /// Runs whose usage is being committed (one commit in flight per run).
     static SETTLING: RefCell<BTreeSet<u64>> = RefCell::default();
+    /// Idempotency keys of runs being started: between their checks and their record.
+    static STARTING: RefCell<BTreeSet<RequestKey>> = RefCell::default();
 }
 
-/// Starts a run: checks, reserves, queues. Returns the run as queued.
+/// Marks an idempotency key as starting until dropped: at the end of `start`, or by ic-cdk's
+/// cleanup when a callback of its awaits traps. On the heap on purpose: an upgrade, which
+/// waits for no call in flight, starts with none.
+struct Starting(RequestKey);
+
+impl Starting {
+    /// Marks `key`, or `Busy` while another start of it is in flight.
+    fn begin(key: RequestKey) -> Result<Self, Error> {
+        if STARTING.with(|s| s.borrow_mut().insert(key.clone())) {
+            Ok(Self(key))
+        } else {
+            Err(Error::Busy)
+        }
+    }
+}
+
+impl Drop for Starting {
+    fn drop(&mut self) {
+        STARTING.with(|s| s.borrow_mut().remove(&self.0));
+    }
+}
+
+/// A valid idempotency key: 1 to `MAX_REQUEST_ID_BYTES` bytes, no control characters.
+fn check_request_id(id: &str) -> Result<(), Error> {
+    if id.is_empty() || id.len() > MAX_REQUEST_ID_BYTES {
+        return Err(Error::invalid_argument(
+            "request_id",
+            format!(
+                "{} bytes; 1 to {MAX_REQUEST_ID_BYTES} are accepted",
+                id.len()
+            ),
+        ));
+    }
+    if id.chars().any(char::is_control) {
+        return Err(Error::invalid_argument(
+            "request_id",
+            "contains a control character",
+        ));
+    }
+    Ok(())
+}
+
+/// What a start's idempotency key says.
+enum Request {
+    /// The caller started this run with the key before.
+    Known(RunInfo),
+    /// A new start, its key (if any) marked as starting.
+    New(Option<Starting>),
+}
+
+/// Looks `caller`'s `request_id` up: the run it started, or a new start (`Busy` while another
+/// start with the key is in flight).
+fn request(caller: Principal, request_id: Option<&String>) -> Result<Request, Error> {
+    let Some(id) = request_id else {
+        return Ok(Request::New(None));
+    };
+    check_request_id(id)?;
+    let key = (caller, RequestId(id.clone()));
+    if let Some(run) = read_state(|s| s.run_of_request(&key)) {
+        return Ok(Request::Known(run.info));
+    }
+    Ok(Request::New(Some(Starting::begin(key)?)))
+}
+
+/// Starts a run: checks, reserves, queues. Returns the run as queued — or, for an idempotency
+/// key the caller used before, the run it started.
 pub async fn start(env: &(impl Env + Clone), args: RunArgs) -> Result<RunInfo, Error> {
     ohms_ops::UserUpdate::check(env.clone())?;
-    access::role(env)?;
+    let role = access::role(env)?;
+    // Only the coordinator spends a task's budget: it sized the run to fit it. An owner
+    // drawing on it directly would skip the hourly rate.
+    if args.task_reservation.is_some() && role != access::Role::Coordinator {
+        return Err(Error::not_authorized(
+            "only the coordinator runs an agent on a task's budget",
+        ));
+    }
     let owner = access::owner()?;
+    // Held until the run is recorded: a second start with this key meanwhile is `Busy`.
+    let starting = match request(env.caller(), args.request_id.as_ref())? {
+        Request::Known(run) => return Ok(run),
+        Request::New(starting) => starting,
+    };
     if args.prompt.len() > MAX_PROMPT_BYTES {
         return Err(Error::invalid_argument(
             "prompt",
@@ -85,13 +169,17 @@ pub async fn start(env: &(impl Env + Clone), args: RunArgs) -> Result<RunInfo, E
     let estimated = prompt_tokens
         .unwrap_or((args.prompt.len() + agent.system_prompt.len() + CHAT_TEMPLATE_TOKENS) as u64)
         + u64::from(params.max_tokens);
-    let reservation = ohms_ops::calls::reserve(
-        owner,
-        Action::Inference {
+    // A coordinator task's run draws on the task's budget.
+    let action = match args.task_reservation {
+        Some(task_reservation) => Action::TaskInference {
+            task_reservation,
             estimated_tokens: estimated,
         },
-    )
-    .await?;
+        None => Action::Inference {
+            estimated_tokens: estimated,
+        },
+    };
+    let reservation = ohms_ops::calls::reserve(owner, action).await?;
     let seed = match args.seed {
         Some(seed) => seed,
         None => random_seed().await,
@@ -147,8 +235,12 @@ pub async fn start(env: &(impl Env + Clone), args: RunArgs) -> Result<RunInfo, E
             attempts: 0,
             commit_unknown: false,
             settle_error: None,
+            request: starting.as_ref().map(|s| s.0.clone()),
         };
         s.put_run(run.clone());
+        if let Some(key) = &run.request {
+            s.requests.insert(key.clone(), id);
+        }
         s.queue.insert(id, ());
         if let Some(mut agent) = s.agent(agent.id.0) {
             agent.stats.runs += 1;
@@ -157,6 +249,7 @@ pub async fn start(env: &(impl Env + Clone), args: RunArgs) -> Result<RunInfo, E
         crate::state::prune_runs(s);
         run
     });
+    drop(starting);
     models::ensure(&run.info.model);
     wake();
     Ok(run.info)
@@ -609,4 +702,124 @@ pub fn cancel_agent_runs(agent: AgentId) {
 /// Runs not yet settled.
 pub fn active() -> u32 {
     read_state(|s| s.queue.len() as u32)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::MAX_KEPT_RUNS;
+    use ohms_ops::test_env::principal;
+    use ohms_types::{GenerationParams, ModelId};
+
+    fn record(id: u64, request: Option<RequestKey>) -> RunRecord {
+        RunRecord {
+            info: RunInfo {
+                id,
+                agent: AgentId(1),
+                model: ModelId::parse("m", "model").unwrap(),
+                status: RunStatus::Completed,
+                text: String::new(),
+                tokens: Vec::new(),
+                tokens_in: 0,
+                tokens_out: 0,
+                instructions: 0,
+                messages: 0,
+                seed: 0,
+                stop_reason: None,
+                usage_committed: true,
+                started_at_nanos: 0,
+                finished_at_nanos: None,
+            },
+            prompt: "p".into(),
+            params: GenerationParams::default(),
+            reservation: None,
+            generation: None,
+            attempts: 0,
+            commit_unknown: false,
+            settle_error: None,
+            request,
+        }
+    }
+
+    fn key(caller: u8, id: &str) -> RequestKey {
+        (principal(caller), RequestId(id.to_string()))
+    }
+
+    /// Records run `id` under `key` as `start` does.
+    fn put(id: u64, key: Option<RequestKey>) {
+        mutate_state(|s| {
+            if let Some(key) = &key {
+                s.requests.insert(key.clone(), id);
+            }
+            s.put_run(record(id, key));
+        });
+    }
+
+    #[test]
+    fn request_ids_are_bounded() {
+        assert!(check_request_id("task-7/step-2").is_ok());
+        assert!(check_request_id(&"é".repeat(32)).is_ok());
+        for bad in [
+            String::new(),
+            "a".repeat(65),
+            "a\nb".into(),
+            "\u{7f}".into(),
+        ] {
+            assert!(
+                matches!(check_request_id(&bad), Err(Error::InvalidArgument { field, .. }) if field == "request_id"),
+                "{bad:?}"
+            );
+        }
+        assert!(matches!(
+            request(principal(7), Some(&String::new())),
+            Err(Error::InvalidArgument { .. })
+        ));
+    }
+
+    #[test]
+    fn a_known_key_returns_its_run_and_a_key_in_flight_is_busy() {
+        let id = "task-1".to_string();
+        assert!(matches!(
+            request(principal(7), None),
+            Ok(Request::New(None))
+        ));
+        let Ok(Request::New(Some(starting))) = request(principal(7), Some(&id)) else {
+            panic!("a new key starts a run");
+        };
+        assert!(matches!(request(principal(7), Some(&id)), Err(Error::Busy)));
+        // Keys are per caller.
+        assert!(matches!(
+            request(principal(8), Some(&id)),
+            Ok(Request::New(Some(_)))
+        ));
+        put(1, Some(key(7, "task-1")));
+        drop(starting);
+        assert!(matches!(
+            request(principal(7), Some(&id)),
+            Ok(Request::Known(run)) if run.id == 1
+        ));
+        // A start that ended without a run (refused, or trapped) leaves the key free.
+        let retry = request(principal(8), Some(&id));
+        assert!(matches!(retry, Ok(Request::New(Some(_)))));
+    }
+
+    #[test]
+    fn pruning_a_run_forgets_its_key() {
+        put(1, Some(key(7, "first")));
+        put(2, Some(key(7, "second")));
+        for id in 3..=MAX_KEPT_RUNS + 1 {
+            put(id, None);
+        }
+        mutate_state(crate::state::prune_runs);
+        read_state(|s| {
+            assert_eq!(s.runs.len(), MAX_KEPT_RUNS);
+            assert!(s.run(1).is_none());
+            assert!(!s.requests.contains_key(&key(7, "first")));
+            assert_eq!(s.requests.get(&key(7, "second")), Some(2));
+        });
+        assert!(matches!(
+            request(principal(7), Some(&"first".to_string())),
+            Ok(Request::New(Some(_)))
+        ));
+    }
 }

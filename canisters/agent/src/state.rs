@@ -1,9 +1,11 @@
 //! The agent canister's stable state, reached only through `read_state` / `mutate_state`.
 
+use std::borrow::Cow;
 use std::cell::RefCell;
 
 use candid::Principal;
-use ic_stable_structures::{StableBTreeMap, StableCell};
+use ic_stable_structures::storable::Bound;
+use ic_stable_structures::{StableBTreeMap, StableCell, Storable};
 use ohms_llm::generate::Generation;
 use ohms_ops::Cbor;
 use ohms_types::{
@@ -52,12 +54,46 @@ pub struct RunRecord {
     /// Why economics refused the usage, if it did.
     #[serde(default)]
     pub settle_error: Option<String>,
+    /// The idempotency key the run was started with (its caller and `request_id`).
+    #[serde(default)]
+    pub request: Option<RequestKey>,
+}
+
+/// A run's idempotency key: its caller and the caller's `request_id`.
+pub type RequestKey = (Principal, RequestId);
+
+/// The longest idempotency key (`RunArgs::request_id`), in bytes.
+pub const MAX_REQUEST_ID_BYTES: usize = 64;
+
+/// A `RunArgs::request_id` (1 to `MAX_REQUEST_ID_BYTES` bytes; `runs` checks it), bounded so
+/// that it can be part of a stable map's key.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[serde(transparent)]
+pub struct RequestId(pub String);
+
+impl Storable for RequestId {
+    const BOUND: Bound = Bound::Bounded {
+        max_size: MAX_REQUEST_ID_BYTES as u32,
+        is_fixed_size: false,
+    };
+
+    fn to_bytes(&self) -> Cow<'_, [u8]> {
+        Cow::Borrowed(self.0.as_bytes())
+    }
+
+    fn into_bytes(self) -> Vec<u8> {
+        self.0.into_bytes()
+    }
+
+    fn from_bytes(bytes: Cow<[u8]>) -> Self {
+        Self(String::from_utf8(bytes.into_owned()).expect("stored request ids are UTF-8"))
+    }
 }
 
 /// Finished runs kept (the oldest settled ones go first): stable memory stays bounded.
 pub const MAX_KEPT_RUNS: u64 = 1_000;
 
-/// Drops the oldest settled runs beyond `MAX_KEPT_RUNS`.
+/// Drops the oldest settled runs beyond `MAX_KEPT_RUNS`, with their idempotency keys.
 pub fn prune_runs(s: &mut State) {
     let excess = s.runs.len().saturating_sub(MAX_KEPT_RUNS);
     if excess == 0 {
@@ -71,7 +107,9 @@ pub fn prune_runs(s: &mut State) {
         .take(excess as usize)
         .collect();
     for id in old {
-        s.runs.remove(&id);
+        if let Some(key) = s.runs.remove(&id).and_then(|run| run.0.request) {
+            s.requests.remove(&key);
+        }
     }
 }
 
@@ -101,6 +139,7 @@ pub struct State {
     pub queue: StableBTreeMap<u64, (), Memory>,
     pub models: StableBTreeMap<String, Cbor<ModelEntry>, Memory>,
     pub chunks: StableBTreeMap<(u64, u64), Vec<u8>, Memory>,
+    pub requests: StableBTreeMap<RequestKey, u64, Memory>,
 }
 
 impl State {
@@ -113,6 +152,7 @@ impl State {
             queue: StableBTreeMap::init(get(QUEUE_MEMORY_ID)),
             models: StableBTreeMap::init(get(MODELS_MEMORY_ID)),
             chunks: StableBTreeMap::init(get(CHUNKS_MEMORY_ID)),
+            requests: StableBTreeMap::init(get(REQUESTS_MEMORY_ID)),
         }
     }
 
@@ -137,6 +177,11 @@ impl State {
 
     pub fn put_run(&mut self, run: RunRecord) {
         self.runs.insert(run.info.id, Cbor(run));
+    }
+
+    /// The run started with idempotency key `key`, if it is still kept.
+    pub fn run_of_request(&self, key: &RequestKey) -> Option<RunRecord> {
+        self.requests.get(key).and_then(|id| self.run(id))
     }
 
     pub fn model(&self, id: &str) -> Option<ModelEntry> {

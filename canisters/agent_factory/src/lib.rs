@@ -18,6 +18,7 @@ mod wasm;
 use std::cell::Cell;
 use std::time::Duration;
 
+use candid::Principal;
 use ohms_ops::{IcEnv, UserUpdate};
 use ohms_types::{
     AgentCanisterRecord, AgentId, AgentInfo, AgentStatus, AgentWasmChunk, AgentWasmStatus, Alert,
@@ -123,6 +124,14 @@ ohms_ops::endpoint! {
 fn my_agent_canister() -> Result<Option<AgentCanisterRecord>, Error> {
     let owner = ohms_ops::access::user(&IcEnv::capture())?;
     Ok(state::read_state(|s| s.canister_of(&owner)))
+}
+
+ohms_ops::endpoint! {
+    /// The record of `owner`'s agent canister, if they have one. Registered sibling canisters
+    /// (the coordinator) and administrators only.
+    query agent_canister_of(owner: Principal) -> Result<Option<AgentCanisterRecord>, Error> {
+        manage::agent_canister_of(&IcEnv::capture(), owner)
+    }
 }
 
 ohms_ops::endpoint! {

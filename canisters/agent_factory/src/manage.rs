@@ -3,9 +3,26 @@
 
 use candid::Principal;
 use ohms_ops::{Env, UserUpdate};
-use ohms_types::{AgentId, AgentInfo, AgentStatus, Error, Page, Paged, SetAgentStatus};
+use ohms_types::{
+    AgentCanisterRecord, AgentId, AgentInfo, AgentStatus, Error, Page, Paged, SetAgentStatus,
+};
 
 use crate::state::{mutate_state, read_state};
+
+/// The record of `owner`'s agent canister, if they have one. Registered sibling canisters (the
+/// coordinator finds the agents of a task's owner) and administrators only.
+pub fn agent_canister_of(
+    env: &impl Env,
+    owner: Principal,
+) -> Result<Option<AgentCanisterRecord>, Error> {
+    let caller = ohms_ops::access::user(env)?;
+    if ohms_ops::access::sibling(env).is_err() && !ohms_ops::access::is_admin(env, &caller) {
+        return Err(Error::not_authorized(format!(
+            "{caller} is neither a registered OHMS canister nor an administrator"
+        )));
+    }
+    Ok(read_state(|s| s.canister_of(&owner)))
+}
 
 /// The caller's agent canister.
 fn canister_of(owner: Principal) -> Result<Principal, Error> {
@@ -73,4 +90,56 @@ pub async fn delete(call: &UserUpdate, agent: AgentId) -> Result<(), Error> {
         }
     });
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ohms_ops::test_env::{TestEnv, canister, principal};
+    use ohms_types::{InitArgs, InstallArgs, Siblings};
+
+    #[test]
+    fn only_siblings_and_administrators_look_up_an_owners_agent_canister() {
+        // Principal 1 is the controller, 2 an administrator, canister 6 the coordinator.
+        let env = TestEnv::new();
+        let init = InstallArgs::Init(InitArgs {
+            admins: vec![principal(2)],
+            siblings: Siblings {
+                coordinator: Some(canister(6)),
+                ..Siblings::default()
+            },
+        });
+        ohms_ops::lifecycle::init(&env, "agent_factory", init).unwrap();
+        let record = AgentCanisterRecord {
+            owner: principal(7),
+            canister: canister(20),
+            ready: true,
+            agents: 2,
+            wasm_sha256: Some("ab".repeat(32)),
+            created_at_nanos: 1,
+            topped_up_cycles: 0,
+            cycles: None,
+        };
+        mutate_state(|s| s.put_canister(record.clone()));
+        for caller in [canister(6), principal(1), principal(2)] {
+            let env = env.as_caller(caller);
+            assert_eq!(
+                agent_canister_of(env, principal(7)),
+                Ok(Some(record.clone()))
+            );
+            assert_eq!(agent_canister_of(env, principal(8)), Ok(None));
+        }
+        // Not the owner itself, nor its agent canister, nor an unregistered canister.
+        for caller in [principal(7), canister(20), canister(21)] {
+            let refused = agent_canister_of(env.as_caller(caller), principal(7));
+            assert!(
+                matches!(refused, Err(Error::NotAuthorized { .. })),
+                "{refused:?}"
+            );
+        }
+        assert_eq!(
+            agent_canister_of(env.as_caller(Principal::anonymous()), principal(7)),
+            Err(Error::Anonymous)
+        );
+    }
 }

@@ -18,6 +18,9 @@ const HOUR_NANOS: u64 = 3_600 * NANOS_PER_SECOND;
 pub const MAX_TOKENS_PER_ACTION: u64 = 1 << 40;
 /// The most agents one action may create.
 pub const MAX_AGENTS_PER_ACTION: u32 = 1_000;
+/// A task's reservation lasts at least this long (a task may run for hours), however short the
+/// settings' reservation time to live.
+pub const MIN_TASK_RESERVATION_SECONDS: u64 = 24 * 3_600;
 
 /// The tier that applies to `principal` at `now` and until when.
 fn entitlement(
@@ -167,7 +170,35 @@ pub fn decide(
                 *estimated_tokens,
             )?;
         }
-        Action::SubmitTask => {}
+        Action::SubmitTask { budget_tokens } => {
+            quota(
+                "tokens_per_month",
+                tier.tokens_per_month,
+                limits.tokens_left,
+                *budget_tokens,
+            )?;
+        }
+        Action::TaskInference {
+            task_reservation,
+            estimated_tokens,
+        } => {
+            // The task's reservation holds these tokens already (they counted against the
+            // monthly quota when it was made) and the task counted against the rate: only its
+            // budget bounds the draw. A run's estimate is an upper bound (before its model is
+            // decoded an agent counts prompt bytes as tokens) while the coordinator sizes each
+            // run within the budget by the model's own count: the draw takes at most what is
+            // left, and only an empty budget is refused. Usage is committed as measured.
+            let left = task_budget_left(state, *task_reservation);
+            if left == 0 {
+                return Err(DenyReason::QuotaExceeded {
+                    quota: DenyReason::TASK_BUDGET_QUOTA.into(),
+                    limit: left,
+                    used: 0,
+                    requested: *estimated_tokens,
+                });
+            }
+            return Ok(limits);
+        }
         Action::UploadModel => {
             if limits.tier < Tier::Pro {
                 return Err(DenyReason::TierTooLow {
@@ -194,13 +225,66 @@ fn check_action(action: &Action) -> Result<(), Error> {
                 format!("must be 1 to {MAX_AGENTS_PER_ACTION}"),
             ))
         }
-        Action::Inference { estimated_tokens } if *estimated_tokens > MAX_TOKENS_PER_ACTION => {
+        Action::Inference { estimated_tokens }
+        | Action::TaskInference {
+            estimated_tokens, ..
+        } if *estimated_tokens > MAX_TOKENS_PER_ACTION => Err(Error::invalid_argument(
+            "action.estimated_tokens",
+            format!("at most {MAX_TOKENS_PER_ACTION}"),
+        )),
+        Action::SubmitTask { budget_tokens }
+            if *budget_tokens == 0 || *budget_tokens > MAX_TOKENS_PER_ACTION =>
+        {
             Err(Error::invalid_argument(
-                "action.estimated_tokens",
-                format!("at most {MAX_TOKENS_PER_ACTION}"),
+                "action.budget_tokens",
+                format!("must be 1 to {MAX_TOKENS_PER_ACTION}"),
             ))
         }
         _ => Ok(()),
+    }
+}
+
+/// The task reservation a `TaskInference` for `principal` draws from: it must exist and not
+/// have expired (else NotFound), be `principal`'s, and be a task's (`SubmitTask`).
+fn task_parent(
+    state: &State,
+    principal: &Principal,
+    action: &Action,
+    now: u64,
+) -> Result<Option<Reservation>, Error> {
+    let Action::TaskInference {
+        task_reservation: id,
+        ..
+    } = action
+    else {
+        return Ok(None);
+    };
+    let parent = state
+        .reservations
+        .get(id)
+        .map(|r| r.0)
+        .filter(|r| r.expires_at > now)
+        .ok_or_else(|| Error::not_found("reservation", id))?;
+    if parent.principal != *principal {
+        return Err(Error::not_authorized(format!(
+            "reservation {id} is {}'s, not {principal}'s",
+            parent.principal
+        )));
+    }
+    if !matches!(parent.action, Action::SubmitTask { .. }) {
+        return Err(Error::invalid_argument(
+            "action.task_reservation",
+            format!("reservation {id} is not a task's (SubmitTask)"),
+        ));
+    }
+    Ok(Some(parent))
+}
+
+/// Tokens left in the budget of task reservation `id` (0 if it is not one).
+fn task_budget_left(state: &State, id: u64) -> u64 {
+    match state.reservations.get(&id).map(|r| r.0.action) {
+        Some(Action::SubmitTask { budget_tokens }) => budget_tokens,
+        _ => 0,
     }
 }
 
@@ -239,15 +323,17 @@ pub fn trusted_caller_for(env: &impl Env, principal: &Principal) -> Result<Princ
 pub fn authorize(env: &impl Env, principal: Principal, action: Action) -> Result<Decision, Error> {
     may_ask_about(env, &principal)?;
     check_action(&action)?;
-    Ok(read_state(|s| {
-        match decide(s, &principal, &action, env.now_nanos()) {
+    let now = env.now_nanos();
+    read_state(|s| {
+        task_parent(s, &principal, &action, now)?;
+        Ok(match decide(s, &principal, &action, now) {
             Ok(limits) => Decision::Allow { limits },
             Err(reason) => Decision::deny(reason),
-        }
-    }))
+        })
+    })
 }
 
-/// What a reservation of `action` holds.
+/// What a reservation of `action` holds (a task's: what is left of its budget).
 fn held_by(action: &Action) -> Held {
     match action {
         Action::CreateAgents { count } => Held {
@@ -255,12 +341,20 @@ fn held_by(action: &Action) -> Held {
             reservations: 1,
             ..Held::default()
         },
-        Action::Inference { estimated_tokens } => Held {
+        Action::Inference { estimated_tokens }
+        | Action::TaskInference {
+            estimated_tokens, ..
+        } => Held {
             tokens: *estimated_tokens,
             reservations: 1,
             ..Held::default()
         },
-        Action::SubmitTask | Action::UploadModel => Held {
+        Action::SubmitTask { budget_tokens } => Held {
+            tokens: *budget_tokens,
+            reservations: 1,
+            ..Held::default()
+        },
+        Action::UploadModel => Held {
             reservations: 1,
             ..Held::default()
         },
@@ -287,11 +381,16 @@ fn add_held(state: &mut State, principal: Principal, delta: Held, add: bool) {
 
 /// Checks and holds quota for `action`; counts one request against the hourly rate. Siblings
 /// only.
+///
+/// A `TaskInference` instead moves its tokens from its task's reservation to its own: the
+/// task's budget shrinks by what the new reservation holds, so the principal holds no more
+/// than before, and the hourly rate is not counted (the task was).
 pub fn reserve(env: &impl Env, principal: Principal, action: Action) -> Result<Grant, Error> {
     let holder = trusted_caller_for(env, &principal)?;
     check_action(&action)?;
     let now = env.now_nanos();
     mutate_state(|s| {
+        let parent = task_parent(s, &principal, &action, now)?;
         let limits = match decide(s, &principal, &action, now) {
             Ok(limits) => limits,
             Err(reason) => {
@@ -301,27 +400,61 @@ pub fn reserve(env: &impl Env, principal: Principal, action: Action) -> Result<G
                 });
             }
         };
-        let window = roll(s.rate.get(&principal).map(|w| w.0).unwrap_or_default(), now);
-        s.rate.insert(
-            principal,
-            Cbor(RateWindow {
-                current: window.current.saturating_add(1),
-                ..window
-            }),
-        );
+        let counts_against_rate = parent.is_none();
+        if counts_against_rate {
+            let window = roll(s.rate.get(&principal).map(|w| w.0).unwrap_or_default(), now);
+            s.rate.insert(
+                principal,
+                Cbor(RateWindow {
+                    current: window.current.saturating_add(1),
+                    ..window
+                }),
+            );
+        }
+        let mut action = action;
+        if let Some(mut parent) = parent {
+            let left = task_budget_left(s, parent.id);
+            if let Action::TaskInference {
+                estimated_tokens, ..
+            } = &mut action
+            {
+                *estimated_tokens = (*estimated_tokens).min(left);
+            }
+            let drawn = held_by(&action).tokens;
+            if let Action::SubmitTask { budget_tokens } = &mut parent.action {
+                *budget_tokens = budget_tokens.saturating_sub(drawn);
+            }
+            add_held(
+                s,
+                principal,
+                Held {
+                    tokens: drawn,
+                    ..Held::default()
+                },
+                false,
+            );
+            s.reservations.insert(parent.id, Cbor(parent));
+        }
         add_held(s, principal, held_by(&action), true);
         let mut id = 0;
         s.update_stored(|stored| {
             id = stored.next_reservation_id;
             stored.next_reservation_id += 1;
         });
-        let ttl = s.settings().reservation_ttl_seconds;
+        let mut ttl = s.settings().reservation_ttl_seconds;
+        if let Action::SubmitTask { .. } = action {
+            ttl = ttl.max(MIN_TASK_RESERVATION_SECONDS);
+        }
         let reservation = Reservation {
             id,
             principal,
             action,
             holder,
-            limits: limits_after_reserve(limits),
+            limits: if counts_against_rate {
+                limits_after_reserve(limits)
+            } else {
+                limits
+            },
             expires_at: now.saturating_add(ttl.saturating_mul(NANOS_PER_SECOND)),
         };
         s.reservations.insert(id, Cbor(reservation.clone()));
@@ -360,8 +493,9 @@ pub fn commit(env: &impl Env, id: u64, report: UsageReport) -> Result<(), Error>
         ));
     }
     let now = env.now_nanos();
+    let used = report.tokens_in.saturating_add(report.tokens_out);
     mutate_state(|s| {
-        drop_reservation(s, &reservation);
+        drop_reservation(s, &reservation, used);
         apply_usage(s, reservation.principal, &report, now);
     });
     Ok(())
@@ -370,7 +504,7 @@ pub fn commit(env: &impl Env, id: u64, report: UsageReport) -> Result<(), Error>
 /// Gives a reservation's quota back unused. Its holder only.
 pub fn release(env: &impl Env, id: u64) -> Result<(), Error> {
     let reservation = take_reservation(env, id)?;
-    mutate_state(|s| drop_reservation(s, &reservation));
+    mutate_state(|s| drop_reservation(s, &reservation, 0));
     Ok(())
 }
 
@@ -440,7 +574,10 @@ fn apply_usage(state: &mut State, principal: Principal, report: &UsageReport, no
 }
 
 /// Removes a reservation and gives back the quota it held.
-fn drop_reservation(state: &mut State, reservation: &Reservation) {
+/// Forgets a reservation and what it held. A task run's (`TaskInference`) tokens it did not
+/// use (`used` of them were) go back to its task's budget while the task lasts, so the task's
+/// budget shrinks by what its runs used, not by their estimates.
+fn drop_reservation(state: &mut State, reservation: &Reservation, used: u64) {
     state.reservations.remove(&reservation.id);
     add_held(
         state,
@@ -448,19 +585,50 @@ fn drop_reservation(state: &mut State, reservation: &Reservation) {
         held_by(&reservation.action),
         false,
     );
+    let Action::TaskInference {
+        task_reservation,
+        estimated_tokens,
+    } = reservation.action
+    else {
+        return;
+    };
+    let unused = estimated_tokens.saturating_sub(used);
+    let Some(mut task) = state.reservations.get(&task_reservation).map(|r| r.0) else {
+        return;
+    };
+    let Action::SubmitTask { budget_tokens } = &mut task.action else {
+        return;
+    };
+    if unused == 0 || task.principal != reservation.principal {
+        return;
+    }
+    *budget_tokens = budget_tokens.saturating_add(unused);
+    add_held(
+        state,
+        reservation.principal,
+        Held {
+            tokens: unused,
+            ..Held::default()
+        },
+        true,
+    );
+    state.reservations.insert(task.id, Cbor(task));
 }
 
 /// Releases reservations past their expiry; returns how many.
 pub fn expire_reservations(now: u64) -> usize {
     mutate_state(|s| {
-        let expired: Vec<Reservation> = s
+        let expired: Vec<u64> = s
             .reservations
             .iter()
-            .map(|entry| entry.value().0)
-            .filter(|r| r.expires_at <= now)
+            .filter(|entry| entry.value().0.expires_at <= now)
+            .map(|entry| *entry.key())
             .collect();
-        for reservation in &expired {
-            drop_reservation(s, reservation);
+        for id in &expired {
+            // Read again: an expiring run may have just returned tokens to its task.
+            if let Some(reservation) = s.reservations.get(id).map(|r| r.0) {
+                drop_reservation(s, &reservation, 0);
+            }
         }
         expired.len()
     })
@@ -562,6 +730,429 @@ mod tests {
             })
             .is_err()
         );
-        assert!(check_action(&Action::SubmitTask).is_ok());
+        assert!(
+            check_action(&Action::SubmitTask {
+                budget_tokens: 1_000
+            })
+            .is_ok()
+        );
+        for budget_tokens in [0, MAX_TOKENS_PER_ACTION + 1] {
+            assert!(
+                matches!(
+                    check_action(&Action::SubmitTask { budget_tokens }),
+                    Err(Error::InvalidArgument { field, .. }) if field == "action.budget_tokens"
+                ),
+                "{budget_tokens}"
+            );
+        }
+        assert!(
+            check_action(&Action::TaskInference {
+                task_reservation: 1,
+                estimated_tokens: MAX_TOKENS_PER_ACTION + 1
+            })
+            .is_err()
+        );
+    }
+
+    mod tasks {
+        use super::*;
+        use ohms_ops::test_env::{TestEnv, canister, principal};
+        use ohms_types::{InitArgs, InstallArgs, Siblings, Subscription, SubscriptionState};
+
+        /// Basic tier: 100,000 tokens a month, 100 requests an hour.
+        const MONTHLY_TOKENS: u64 = 100_000;
+
+        fn owner() -> Principal {
+            principal(7)
+        }
+
+        fn coordinator() -> Principal {
+            canister(6)
+        }
+
+        /// The owner's agent canister, registered by the factory.
+        fn agent_canister() -> Principal {
+            canister(20)
+        }
+
+        /// Economics with the coordinator as a sibling, the owner's agent canister registered
+        /// and the owner subscribed to Basic.
+        fn installed() -> TestEnv {
+            let env = TestEnv::new();
+            let init = InstallArgs::Init(InitArgs {
+                admins: vec![],
+                siblings: Siblings {
+                    agent_factory: Some(canister(5)),
+                    coordinator: Some(coordinator()),
+                    ..Siblings::default()
+                },
+            });
+            ohms_ops::lifecycle::init(&env, "economics", init).unwrap();
+            let now = env.now_nanos();
+            mutate_state(|s| {
+                s.agent_canisters.insert(agent_canister(), owner());
+                s.put_subscription(Subscription {
+                    owner: owner(),
+                    tier: Tier::Basic,
+                    state: SubscriptionState::Active,
+                    started_at: now,
+                    current_period_start: now,
+                    current_period_end: now + 30 * 24 * HOUR_NANOS,
+                    grace_until: None,
+                    auto_renew: false,
+                    last_payment: None,
+                    renewal_error: None,
+                });
+            });
+            env
+        }
+
+        fn reserved(grant: Result<Grant, Error>) -> Reservation {
+            match grant {
+                Ok(Grant::Reserved(reservation)) => reservation,
+                other => panic!("not reserved: {other:?}"),
+            }
+        }
+
+        fn submit(env: &TestEnv, budget_tokens: u64) -> Reservation {
+            reserved(reserve(
+                env.as_caller(coordinator()),
+                owner(),
+                Action::SubmitTask { budget_tokens },
+            ))
+        }
+
+        fn draw(env: &TestEnv, task: u64, tokens: u64) -> Result<Grant, Error> {
+            reserve(
+                env.as_caller(agent_canister()),
+                owner(),
+                Action::TaskInference {
+                    task_reservation: task,
+                    estimated_tokens: tokens,
+                },
+            )
+        }
+
+        fn held() -> Held {
+            read_state(|s| s.held(&owner()))
+        }
+
+        fn budget_of(id: u64) -> Option<u64> {
+            read_state(|s| match s.reservations.get(&id).map(|r| r.0.action) {
+                Some(Action::SubmitTask { budget_tokens }) => Some(budget_tokens),
+                _ => None,
+            })
+        }
+
+        fn requests_this_hour() -> u32 {
+            read_state(|s| s.rate.get(&owner()).map(|w| w.0.current).unwrap_or(0))
+        }
+
+        #[test]
+        fn a_task_holds_its_budget_for_at_least_a_day() {
+            let env = installed();
+            let task = submit(&env, 40_000);
+            assert_eq!(
+                held(),
+                Held {
+                    tokens: 40_000,
+                    agent_creations: 0,
+                    reservations: 1
+                }
+            );
+            let left = read_state(|s| limits(s, &owner(), env.now_nanos()))
+                .unwrap()
+                .0
+                .tokens_left;
+            assert_eq!(left, MONTHLY_TOKENS - 40_000);
+            assert_eq!(
+                task.expires_at,
+                env.now_nanos() + MIN_TASK_RESERVATION_SECONDS * NANOS_PER_SECOND
+            );
+            assert_eq!(requests_this_hour(), 1);
+            // The budget counts against the monthly quota like an inference.
+            let over = reserve(
+                env.as_caller(coordinator()),
+                owner(),
+                Action::SubmitTask {
+                    budget_tokens: 60_001,
+                },
+            );
+            assert!(
+                matches!(
+                    &over,
+                    Ok(Grant::Denied {
+                        reason: DenyReason::QuotaExceeded { quota, limit: MONTHLY_TOKENS, used: 40_000, requested: 60_001 },
+                        ..
+                    }) if quota == "tokens_per_month"
+                ),
+                "{over:?}"
+            );
+            assert_eq!(held().tokens, 40_000);
+        }
+
+        #[test]
+        fn a_task_run_draws_from_the_budget_without_counting_the_rate() {
+            let env = installed();
+            let task = submit(&env, 1_000);
+            let run = reserved(draw(&env, task.id, 300));
+            assert_eq!(run.holder, agent_canister());
+            assert_eq!(
+                run.expires_at,
+                env.now_nanos() + 600 * NANOS_PER_SECOND,
+                "the settings' time to live"
+            );
+            assert_eq!(budget_of(task.id), Some(700));
+            // The tokens moved from the task to the run: the owner holds no more than before.
+            assert_eq!(
+                held(),
+                Held {
+                    tokens: 1_000,
+                    agent_creations: 0,
+                    reservations: 2
+                }
+            );
+            assert_eq!(run.limits.tokens_left, MONTHLY_TOKENS - 1_000);
+            // Only the task counted against the hourly rate, and a full hour does not stop
+            // the task's runs.
+            assert_eq!(requests_this_hour(), 1);
+            assert_eq!(
+                run.limits.requests_left_this_hour,
+                task.limits.requests_left_this_hour
+            );
+            mutate_state(|s| {
+                let mut window = s.rate.get(&owner()).unwrap().0;
+                window.current = 100;
+                s.rate.insert(owner(), Cbor(window));
+            });
+            reserved(draw(&env, task.id, 200));
+            assert_eq!(requests_this_hour(), 100);
+            assert_eq!(budget_of(task.id), Some(500));
+            let limited = reserve(
+                env.as_caller(agent_canister()),
+                owner(),
+                Action::Inference {
+                    estimated_tokens: 1,
+                },
+            );
+            assert!(
+                matches!(
+                    limited,
+                    Ok(Grant::Denied {
+                        reason: DenyReason::RateLimited { .. },
+                        ..
+                    })
+                ),
+                "{limited:?}"
+            );
+        }
+
+        #[test]
+        fn a_draw_beyond_the_budget_takes_what_is_left_and_an_empty_budget_is_denied() {
+            let env = installed();
+            let task = submit(&env, 1_000);
+            reserved(draw(&env, task.id, 700));
+            let before = held();
+            // An estimate above what is left (an agent counting prompt bytes) draws the rest.
+            let rest = reserved(draw(&env, task.id, 301));
+            assert_eq!(
+                rest.action,
+                Action::TaskInference {
+                    task_reservation: task.id,
+                    estimated_tokens: 300
+                }
+            );
+            // The tokens moved from the task to the run: the principal holds no more.
+            assert_eq!(held().tokens, before.tokens);
+            assert_eq!(budget_of(task.id), Some(0));
+            let before = held();
+            match &draw(&env, task.id, 1) {
+                Ok(Grant::Denied { reason, message }) => {
+                    assert_eq!(
+                        *reason,
+                        DenyReason::QuotaExceeded {
+                            quota: "task_budget".into(),
+                            limit: 0,
+                            used: 0,
+                            requested: 1
+                        }
+                    );
+                    assert!(message.contains("0 tokens left"), "{message}");
+                }
+                other => panic!("{other:?}"),
+            }
+            assert_eq!(held(), before);
+        }
+
+        #[test]
+        fn releasing_the_task_returns_exactly_what_its_runs_did_not_draw() {
+            let env = installed();
+            let task = submit(&env, 1_000);
+            let run = reserved(draw(&env, task.id, 300));
+            release(env.as_caller(coordinator()), task.id).unwrap();
+            assert_eq!(
+                held(),
+                Held {
+                    tokens: 300,
+                    agent_creations: 0,
+                    reservations: 1
+                }
+            );
+            // The run lives on and is committed like an inference.
+            let report = UsageReport {
+                tokens_in: 40,
+                tokens_out: 210,
+                ..UsageReport::default()
+            };
+            commit(env.as_caller(agent_canister()), run.id, report).unwrap();
+            assert_eq!(held(), Held::default());
+            let usage = read_state(|s| {
+                metering::counters(
+                    s,
+                    Scope::Principal,
+                    owner().as_slice(),
+                    month_of(env.now_nanos()),
+                )
+            });
+            assert_eq!(
+                (usage.tokens_in, usage.tokens_out, usage.calls),
+                (40, 210, 1)
+            );
+            // Released, the task lends nothing more.
+            assert!(matches!(
+                draw(&env, task.id, 1),
+                Err(Error::NotFound { kind, .. }) if kind == "reservation"
+            ));
+        }
+
+        #[test]
+        fn a_committed_run_gives_what_it_did_not_use_back_to_its_task() {
+            let env = installed();
+            let task = submit(&env, 1_000);
+            let run = reserved(draw(&env, task.id, 300));
+            let report = UsageReport {
+                tokens_in: 40,
+                tokens_out: 210,
+                ..UsageReport::default()
+            };
+            commit(env.as_caller(agent_canister()), run.id, report).unwrap();
+            // 250 used: the task's budget is 1,000 - 250, and that is all the owner holds.
+            assert_eq!(budget_of(task.id), Some(750));
+            assert_eq!(held().tokens, 750);
+            release(env.as_caller(coordinator()), task.id).unwrap();
+            assert_eq!(held(), Held::default());
+        }
+
+        #[test]
+        fn expiry_drops_what_each_reservation_still_holds() {
+            let env = installed();
+            let task = submit(&env, 1_000);
+            let run = reserved(draw(&env, task.id, 400));
+            // The run expires first (settings' ttl): what it held goes back to the task, which
+            // expires a day later.
+            assert_eq!(expire_reservations(run.expires_at), 1);
+            assert_eq!(held().tokens, 1_000);
+            assert_eq!(budget_of(task.id), Some(1_000));
+            assert_eq!(expire_reservations(task.expires_at), 1);
+            assert_eq!(held(), Held::default());
+        }
+
+        #[test]
+        fn only_a_live_task_of_the_same_principal_lends_tokens() {
+            let env = installed();
+            assert!(matches!(
+                draw(&env, 42, 1),
+                Err(Error::NotFound { kind, .. }) if kind == "reservation"
+            ));
+            // An inference reservation is no task.
+            let inference = reserved(reserve(
+                env.as_caller(agent_canister()),
+                owner(),
+                Action::Inference {
+                    estimated_tokens: 10,
+                },
+            ));
+            assert!(matches!(
+                draw(&env, inference.id, 1),
+                Err(Error::InvalidArgument { field, .. }) if field == "action.task_reservation"
+            ));
+            // Another principal's task, even through a sibling that may act for anyone.
+            let other = principal(8);
+            mutate_state(|s| {
+                let mut sub = s.subscription(&owner()).unwrap();
+                sub.owner = other;
+                s.put_subscription(sub);
+            });
+            let theirs = reserved(reserve(
+                env.as_caller(coordinator()),
+                other,
+                Action::SubmitTask { budget_tokens: 10 },
+            ));
+            assert!(matches!(
+                reserve(
+                    env.as_caller(coordinator()),
+                    owner(),
+                    Action::TaskInference {
+                        task_reservation: theirs.id,
+                        estimated_tokens: 1,
+                    },
+                ),
+                Err(Error::NotAuthorized { .. })
+            ));
+            // And the owner's agent canister may not act for the other principal.
+            assert!(matches!(
+                reserve(
+                    env.as_caller(agent_canister()),
+                    other,
+                    Action::TaskInference {
+                        task_reservation: theirs.id,
+                        estimated_tokens: 1,
+                    },
+                ),
+                Err(Error::NotAuthorized { .. })
+            ));
+            // An expired task lends nothing, before the timer removed it.
+            let task = submit(&env, 100);
+            env.now.set(task.expires_at);
+            assert!(matches!(
+                draw(&env, task.id, 1),
+                Err(Error::NotFound { .. })
+            ));
+            // `authorize` answers the same.
+            assert!(matches!(
+                authorize(
+                    env.as_caller(owner()),
+                    owner(),
+                    Action::TaskInference {
+                        task_reservation: task.id,
+                        estimated_tokens: 1
+                    }
+                ),
+                Err(Error::NotFound { .. })
+            ));
+        }
+
+        #[test]
+        fn a_lapsed_subscription_stops_task_runs() {
+            let env = installed();
+            let task = submit(&env, 1_000);
+            mutate_state(|s| {
+                let mut sub = s.subscription(&owner()).unwrap();
+                sub.current_period_end = env.now_nanos();
+                s.put_subscription(sub);
+            });
+            let lapsed = draw(&env, task.id, 1);
+            assert!(
+                matches!(
+                    lapsed,
+                    Ok(Grant::Denied {
+                        reason: DenyReason::SubscriptionExpired { .. },
+                        ..
+                    })
+                ),
+                "{lapsed:?}"
+            );
+            assert_eq!(budget_of(task.id), Some(1_000));
+        }
     }
 }

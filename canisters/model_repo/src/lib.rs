@@ -258,13 +258,14 @@ ohms_ops::endpoint! {
 }
 
 ohms_ops::endpoint! {
-    /// The manifest's exact bytes. Administrators and registered agent canisters.
+    /// The manifest's exact bytes. Administrators, sibling canisters and registered agent
+    /// canisters.
     query get_manifest(id: ModelId) -> Result<serde_bytes::ByteBuf, Error> {
         repo::get_manifest(&IcEnv::capture(), &id).map(serde_bytes::ByteBuf::from)
     }
 }
 
-/// Up to 1.9 MiB of a shard. Administrators and registered agent canisters.
+/// Up to 1.9 MiB of a shard. Administrators, sibling canisters and registered agent canisters.
 ///
 /// The reply is encoded by hand so the bytes go from stable memory straight into the reply
 /// buffer (`ok_blob_reply`), instead of into a vector that Candid's encoder copies again.

@@ -9,6 +9,7 @@
 //!   while paused, like every state-changing user call;
 //! - only administrators `activate` a model (it becomes visible to every agent);
 //! - registered agent canisters (and administrators) read manifests and chunks and report usage;
+//!   registered sibling canisters (the coordinator reads tokenizers) read them too;
 //! - the agent factory (the sibling registered at install) registers agent canisters;
 //! - everyone reads records (`get_model`, `list_models`, `find_models`).
 
@@ -87,14 +88,18 @@ fn writer(env: &impl Env) -> Result<Writer, Error> {
     }
 }
 
-/// An administrator or a registered agent canister.
+/// An administrator, a registered sibling canister (the coordinator reads tokenizers) or a
+/// registered agent canister.
 fn reader(env: &impl Env) -> Result<Principal, Error> {
     let caller = access::user(env)?;
-    if access::is_admin(env, &caller) || read_state(|s| s.agents.contains_key(&caller)) {
+    if access::is_admin(env, &caller)
+        || access::sibling(env).is_ok()
+        || read_state(|s| s.agents.contains_key(&caller))
+    {
         Ok(caller)
     } else {
         Err(Error::not_authorized(format!(
-            "{caller} is neither an administrator nor a registered agent canister"
+            "{caller} is not an administrator, a registered OHMS canister or a registered agent canister"
         )))
     }
 }
@@ -1263,7 +1268,7 @@ fn served_model(env: &impl Env, id: &ModelId) -> Result<StoredModel, Error> {
     Ok(model)
 }
 
-/// The manifest's exact bytes. Administrators and registered agent canisters.
+/// The manifest's exact bytes. Administrators, sibling canisters and registered agent canisters.
 pub fn get_manifest(env: &impl Env, id: &ModelId) -> Result<Vec<u8>, Error> {
     let model = served_model(env, id)?;
     read_state(|s| s.manifests.get(&model.blob))
@@ -1279,7 +1284,7 @@ pub struct ChunkLocation {
 }
 
 /// Checks a chunk request (caller, model state, shard, range) and locates its bytes.
-/// Administrators and registered agent canisters.
+/// Administrators, sibling canisters and registered agent canisters.
 pub fn locate_chunk(env: &impl Env, request: ChunkRequest) -> Result<ChunkLocation, Error> {
     if request.len == 0 || request.len > MAX_CHUNK_BYTES {
         return Err(Error::invalid_argument(

@@ -665,3 +665,50 @@ fn find_models_ranks_active_models_and_says_why() {
     );
     assert!(repo::find_models(vec![Capability::Chat; 17], Tier::Basic).is_err());
 }
+
+#[test]
+fn registered_sibling_canisters_read_manifests_and_chunks() {
+    let env = FakeEnv::new();
+    let coordinator = canister(6);
+    let init = ohms_types::InstallArgs::Init(ohms_types::InitArgs {
+        admins: vec![],
+        siblings: ohms_types::Siblings {
+            coordinator: Some(coordinator),
+            ..ohms_types::Siblings::default()
+        },
+    });
+    ohms_ops::lifecycle::init(&env, "model_repo", init).unwrap();
+    let model = shards(1000, 600, 3);
+    let upload = begin(&env, "m", &model, 600).unwrap();
+    send_all(&env, upload, &model, 600);
+    repo::finalize_upload(&env, upload).unwrap();
+    repo::activate(&env, &id("m")).unwrap();
+    let request = ChunkRequest {
+        model: id("m"),
+        shard: 1,
+        offset: 0,
+        len: 10,
+    };
+    env.as_caller(coordinator);
+    assert_eq!(
+        repo::get_chunk(&env, request.clone()).unwrap(),
+        model[1][..10]
+    );
+    let manifest = repo::get_manifest(&env, &id("m")).unwrap();
+    assert!(!manifest.is_empty());
+    // Another canister, a user and the anonymous principal are refused.
+    for who in [canister(7), principal(USER)] {
+        env.as_caller(who);
+        let refused = repo::get_manifest(&env, &id("m"));
+        assert!(
+            matches!(&refused, Err(Error::NotAuthorized { reason }) if reason.contains("registered OHMS canister")),
+            "{refused:?}"
+        );
+        assert!(matches!(
+            repo::get_chunk(&env, request.clone()),
+            Err(Error::NotAuthorized { .. })
+        ));
+    }
+    env.as_caller(Principal::anonymous());
+    assert_eq!(repo::get_manifest(&env, &id("m")), Err(Error::Anonymous));
+}

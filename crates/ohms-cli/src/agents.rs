@@ -31,8 +31,9 @@ pub const AGENT_WASM_CHUNK_BYTES: usize = 1 << 20;
 /// Rounds of the local network a run may take before the command gives up.
 const MAX_TICKS: u32 = 1_000_000;
 
+/// The saved local network a command works on, and the user it acts as.
 #[derive(clap::Args)]
-pub struct Args {
+pub struct Session {
     /// The local network file (`ohms local deploy --state FILE`).
     #[arg(long, global = true, default_value = DEFAULT_STATE)]
     pub local_state: PathBuf,
@@ -40,6 +41,19 @@ pub struct Args {
     /// demo user's is). Default: the demo user the local ledger funds and `ohms pay` acts as.
     #[arg(long = "as", global = true, value_name = "NAME")]
     pub as_user: Option<String>,
+}
+
+impl Session {
+    /// The user the command acts as.
+    pub fn user(&self) -> Principal {
+        user_principal(self.as_user.as_deref())
+    }
+}
+
+#[derive(clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    pub session: Session,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -90,6 +104,12 @@ pub enum Command {
     },
     /// The user's agents with their statistics.
     List,
+    /// Deletes agents (`delete_agent`): their runs stop and economics counts them no more.
+    Delete {
+        /// The agents, e.g. `1,2,3`.
+        #[arg(value_delimiter = ',', required = true)]
+        agents: Vec<u64>,
+    },
 }
 
 /// `--as`: a principal as text, or a name turned into a principal as the demo user's is.
@@ -103,8 +123,8 @@ pub fn user_principal(name: Option<&str>) -> Principal {
 }
 
 pub fn run(args: Args) -> Result<()> {
-    let user = user_principal(args.as_user.as_deref());
-    with_local_network(&args.local_state, |ic, saved| {
+    let user = args.session.user();
+    with_local_network(&args.session.local_state, |ic, saved| {
         let factory = saved.canister("agent_factory")?;
         let economics = saved.canister("economics")?;
         let mut agents = Agents {
@@ -137,6 +157,17 @@ pub fn run(args: Args) -> Result<()> {
                 seed,
             ),
             Command::List => agents.list(),
+            Command::Delete { agents: ids } => {
+                for id in ids {
+                    let reply: Result<(), Error> =
+                        agents
+                            .calls
+                            .update(agents.factory, "delete_agent", (AgentId(id),))?;
+                    typed("agent_factory", "delete_agent", reply)?;
+                    println!("agent {id} deleted");
+                }
+                agents.print_quota()
+            }
         }
     })
 }
@@ -256,6 +287,8 @@ impl Agents<'_> {
                 prompt: prompt.clone(),
                 params,
                 seed,
+                request_id: None,
+                task_reservation: None,
             },),
         )?;
         let mut run = typed("agent", "run", reply)?;
@@ -321,28 +354,7 @@ impl Agents<'_> {
     }
 
     fn print_quota(&mut self) -> Result<()> {
-        let reply: Result<UsageSummary, Error> =
-            self.calls.query(self.economics, "my_usage", ())?;
-        let usage = typed("economics", "my_usage", reply)?;
-        let u = &usage.usage;
-        match &usage.limits {
-            Some(limits) => println!(
-                "quota ({:?} tier, {}): {} tokens left this month; used {} in + {} out in {} call(s); {} of {} agents",
-                limits.tier,
-                usage.month,
-                thousands(limits.tokens_left),
-                u.tokens_in,
-                u.tokens_out,
-                u.calls,
-                limits.agents,
-                limits.max_agents
-            ),
-            None => println!(
-                "quota: no subscription; used {} in + {} out this month",
-                u.tokens_in, u.tokens_out
-            ),
-        }
-        Ok(())
+        print_quota(&mut self.calls, self.economics)
     }
 
     fn list(&mut self) -> Result<()> {
@@ -525,7 +537,11 @@ pub fn upload_agent_wasm(
     Ok(status)
 }
 
-fn typed<R>(canister: &'static str, method: &'static str, reply: Result<R, Error>) -> Result<R> {
+pub(crate) fn typed<R>(
+    canister: &'static str,
+    method: &'static str,
+    reply: Result<R, Error>,
+) -> Result<R> {
     reply.map_err(|error| {
         CanisterError {
             canister,
@@ -534,6 +550,31 @@ fn typed<R>(canister: &'static str, method: &'static str, reply: Result<R, Error
         }
         .into()
     })
+}
+
+/// The caller's tokens this month and what the tier leaves.
+pub(crate) fn print_quota(calls: &mut LocalCaller<'_>, economics: Principal) -> Result<()> {
+    let reply: Result<UsageSummary, Error> = calls.query(economics, "my_usage", ())?;
+    let usage = typed("economics", "my_usage", reply)?;
+    let u = &usage.usage;
+    match &usage.limits {
+        Some(limits) => println!(
+            "quota ({:?} tier, {}): {} tokens left this month; used {} in + {} out in {} call(s); {} of {} agents",
+            limits.tier,
+            usage.month,
+            thousands(limits.tokens_left),
+            u.tokens_in,
+            u.tokens_out,
+            u.calls,
+            limits.agents,
+            limits.max_agents
+        ),
+        None => println!(
+            "quota: no subscription; used {} in + {} out this month",
+            u.tokens_in, u.tokens_out
+        ),
+    }
+    Ok(())
 }
 
 fn print_analysis(a: &InstructionAnalysis) {
@@ -601,7 +642,7 @@ fn print_analysis(a: &InstructionAnalysis) {
 }
 
 /// `1234567` as `1,234,567`.
-fn thousands(n: u64) -> String {
+pub(crate) fn thousands(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::with_capacity(digits.len() + digits.len() / 3);
     for (i, c) in digits.chars().enumerate() {

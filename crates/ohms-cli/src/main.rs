@@ -8,6 +8,7 @@ mod model;
 mod novaq;
 mod pay;
 mod repo_client;
+mod tasks;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -37,6 +38,10 @@ enum Command {
     /// agents in the user's agent canister, running one on a prompt (the model loads and
     /// generates inside the canister) and listing them with their statistics.
     Agents(agents::Args),
+    /// Coordinated tasks on the local network: submit a task to the user's agents and follow
+    /// its parallel rounds to the aggregated result; list, show, cancel, alerts, and the
+    /// administrators' statistics.
+    Tasks(tasks::Args),
 }
 
 fn main() -> ExitCode {
@@ -47,6 +52,7 @@ fn main() -> ExitCode {
         Command::Model(args) => model::run(args),
         Command::Pay(args) => pay::run(args),
         Command::Agents(args) => agents::run(args),
+        Command::Tasks(args) => tasks::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -129,6 +129,12 @@ pub struct RunArgs {
     pub prompt: String,
     pub params: Option<GenerationParams>,
     pub seed: Option<u64>,
+    /// An idempotency key (1 to 64 bytes, no control characters), per caller: a `run` with a
+    /// key the canister knows returns that run and starts nothing.
+    pub request_id: Option<String>,
+    /// The economics reservation of the coordinator task this run belongs to: its tokens
+    /// are drawn from the task's budget (`TaskInference`) instead of the monthly quota.
+    pub task_reservation: Option<u64>,
 }
 
 #[derive(CandidType, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]

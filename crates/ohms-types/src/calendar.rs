@@ -23,6 +23,17 @@ pub fn month_label(month: u32) -> String {
     format!("{:04}-{:02}", month / 12, month % 12 + 1)
 }
 
+/// The day number (days since 1970-01-01) of a time.
+pub fn day_of(nanos: u64) -> u32 {
+    (nanos / NANOS_PER_DAY) as u32
+}
+
+/// `YYYY-MM-DD` of a day number.
+pub fn day_label(day: u32) -> String {
+    let (year, month, day) = civil_from_days(i64::from(day));
+    format!("{year:04}-{month:02}-{day:02}")
+}
+
 /// `YYYY-MM-DD HH:MM UTC`.
 pub fn minute_label(nanos: u64) -> String {
     let secs = nanos / NANOS_PER_SECOND;

@@ -298,9 +298,24 @@ pub enum PendingSettlement {
 /// What a principal asks to do.
 #[derive(CandidType, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 pub enum Action {
-    CreateAgents { count: u32 },
-    Inference { estimated_tokens: u64 },
-    SubmitTask,
+    CreateAgents {
+        count: u32,
+    },
+    Inference {
+        estimated_tokens: u64,
+    },
+    /// A coordinator task: its reservation holds the task's whole token budget (counted
+    /// against the monthly quota) for as long as the task may run.
+    SubmitTask {
+        budget_tokens: u64,
+    },
+    /// An agent run of a coordinator task: its tokens are drawn from the budget the task's
+    /// `SubmitTask` reservation holds, not from the monthly quota, and it does not count
+    /// against the hourly rate.
+    TaskInference {
+        task_reservation: u64,
+        estimated_tokens: u64,
+    },
     UploadModel,
 }
 
@@ -341,6 +356,12 @@ pub enum DenyReason {
     Paused,
 }
 
+impl DenyReason {
+    /// The quota a `TaskInference` exceeds when its task's budget has fewer tokens left than
+    /// it asks for (`limit`: the tokens left, `used`: 0).
+    pub const TASK_BUDGET_QUOTA: &'static str = "task_budget";
+}
+
 impl fmt::Display for DenyReason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -348,6 +369,15 @@ impl fmt::Display for DenyReason {
             Self::SubscriptionExpired { .. } => {
                 write!(f, "the subscription has expired: renew or subscribe again")
             }
+            Self::QuotaExceeded {
+                quota,
+                limit,
+                requested,
+                ..
+            } if quota == Self::TASK_BUDGET_QUOTA => write!(
+                f,
+                "the task's budget has {limit} tokens left; {requested} requested"
+            ),
             Self::QuotaExceeded {
                 quota,
                 limit,

@@ -13,6 +13,7 @@ mod install;
 mod model;
 mod ops;
 mod page;
+mod tasks;
 
 pub use agents::{
     AgentCanisterRecord, AgentCanisterStatus, AgentInfo, AgentInitArgs, AgentInstallArgs,
@@ -42,3 +43,9 @@ pub use model::{
 };
 pub use ops::{AuditEntry, HttpRequest, HttpResponse, OpsStatus};
 pub use page::{Page, Paged};
+pub use tasks::{
+    AgentPerformance, AgentSelection, AlertQuery, DEFAULT_TASK_ROUNDS, DailyStats, DayRange,
+    MAX_STATS_DAYS, MAX_TASK_AGENTS, MAX_TASK_BUDGET_TOKENS, MAX_TASK_INSTRUCTIONS_BYTES,
+    MAX_TASK_ROUNDS, ModelPerformance, Performance, PlatformStats, StepStatus, SubmitTaskArgs,
+    TaskAgent, TaskAlert, TaskAlertKind, TaskInfo, TaskRound, TaskStatus, TaskStep,
+};
