@@ -704,6 +704,25 @@ fn bad_requests_and_a_denied_reservation_start_nothing() {
     assert!(matches!(admin_alerts, Err(Error::NotAuthorized { .. })));
     let marked: Result<u32, Error> = c.update(alice(), "mark_alerts_read", vec![12_345u64]);
     assert!(matches!(marked, Err(Error::NotFound { .. })));
+
+    // Economics reserved, but its reply was lost: the submission fails, the budget is held by
+    // a reservation no task knows of, and the sweep gives it back.
+    let economics = c.p.suite.id("economics");
+    c.p.suite.env.inject_fault(Fault::LoseReply {
+        canister: c.coordinator,
+        callee: economics,
+        method: Some("reserve".into()),
+    });
+    let lost = c.submit(alice(), task_args(AgentSelection::Auto, 1_000, None));
+    assert!(matches!(lost, Err(Error::CallFailed { .. })), "{lost:?}");
+    assert_eq!(c.tokens().1, left_before - 1_000);
+    let swept: Result<(), Error> =
+        c.p.suite
+            .update(c.coordinator, controller(), "run_maintenance", ());
+    swept.unwrap();
+    assert_eq!(c.tokens().1, left_before);
+    let listed: Result<Paged<TaskInfo>, Error> = c.query(alice(), "list_tasks", Page::first(10));
+    assert_eq!(listed.unwrap().total, 0);
 }
 
 #[test]

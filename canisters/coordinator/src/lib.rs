@@ -130,7 +130,8 @@ ohms_ops::endpoint! {
     }
 }
 
-/// Runs the hourly round now: closes ended days, mirrors the factory's alerts.
+/// Runs the hourly round now: closes ended days, mirrors the factory's alerts, releases
+/// task reservations a lost reply left behind.
 /// Administrators only.
 #[ic_cdk::update]
 async fn run_maintenance() -> Result<(), Error> {

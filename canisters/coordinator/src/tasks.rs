@@ -1,6 +1,8 @@
 //! Tasks as their owners see them: submit (checks, agents, the budget reserved with
 //! economics before anything starts), read, list, cancel.
 
+use std::cell::Cell;
+
 use candid::Principal;
 use ohms_ops::{Env, UserUpdate};
 use ohms_types::{
@@ -17,6 +19,32 @@ use crate::{daily, engine, plan, routing, tokens};
 const MAX_TASKS_PER_PAGE: u32 = 5;
 /// Tasks kept per user: the oldest ended ones go first when a new one is submitted.
 pub const MAX_TASKS_PER_USER: usize = 100;
+
+thread_local! {
+    /// `submit_task` calls between their reservation request and their task's record.
+    static SUBMITTING: Cell<u32> = const { Cell::new(0) };
+}
+
+/// Counts a submission in flight while it lives (dropped also when a callback traps).
+struct Submitting;
+
+impl Submitting {
+    fn begin() -> Self {
+        SUBMITTING.set(SUBMITTING.get() + 1);
+        Self
+    }
+}
+
+impl Drop for Submitting {
+    fn drop(&mut self) {
+        SUBMITTING.set(SUBMITTING.get().saturating_sub(1));
+    }
+}
+
+/// Whether a submission may hold a reservation not recorded yet.
+pub fn submitting() -> bool {
+    SUBMITTING.get() > 0
+}
 
 /// Checks that cost nothing, before any call.
 fn check(args: &SubmitTaskArgs) -> Result<u8, Error> {
@@ -91,6 +119,9 @@ pub async fn submit(call: UserUpdate, args: SubmitTaskArgs) -> Result<TaskInfo, 
             }
         }
     }
+    // From here until the task is recorded economics may hold a reservation this canister
+    // does not know of yet: the orphan sweep waits (see `maintenance::release_orphans`).
+    let _submitting = Submitting::begin();
     let reservation = ohms_ops::calls::reserve(
         owner,
         Action::SubmitTask {

@@ -27,8 +27,9 @@ use ohms_ops::{IcEnv, UserUpdate};
 use ohms_types::{
     Action, Analytics, Balances, Decision, DepositAccount, DepositCredit, EconomicsConfig,
     EconomicsInstallArgs, EconomicsSettings, Error, Grant, ModelTokens, MonthRevenue, MonthUsage,
-    Page, Paged, Payout, PendingSettlement, Purchase, Receipt, SettlementRef, SubscribeArgs,
-    Subscription, TierConfig, UpgradeSubscriptionArgs, UsageReport, UsageSummary, WithdrawArgs,
+    Page, Paged, Payout, PendingSettlement, Purchase, Receipt, Reservation, SettlementRef,
+    SubscribeArgs, Subscription, TierConfig, UpgradeSubscriptionArgs, UsageReport, UsageSummary,
+    WithdrawArgs,
 };
 
 /// How often the housekeeping timer runs.
@@ -304,6 +305,13 @@ ohms_ops::endpoint! {
     /// Gives a reservation's quota back unused. Its holder only.
     update release(reservation: u64) -> Result<(), Error> {
         policy::release(&IcEnv::capture(), reservation)
+    }
+}
+
+ohms_ops::endpoint! {
+    /// The open reservations the calling OHMS canister holds, oldest first. Siblings only.
+    query held_reservations(page: Page) -> Result<Paged<Reservation>, Error> {
+        policy::held_reservations(&IcEnv::capture(), page)
     }
 }
 

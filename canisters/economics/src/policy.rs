@@ -4,7 +4,8 @@
 use candid::Principal;
 use ohms_ops::{Cbor, Env, access, pause};
 use ohms_types::{
-    Action, Decision, DenyReason, Error, Grant, Limits, Reservation, Tier, TierConfig, UsageReport,
+    Action, Decision, DenyReason, Error, Grant, Limits, Page, Paged, Reservation, Tier, TierConfig,
+    UsageReport,
 };
 
 use crate::metering::{self, Scope};
@@ -499,6 +500,21 @@ pub fn commit(env: &impl Env, id: u64, report: UsageReport) -> Result<(), Error>
         apply_usage(s, reservation.principal, &report, now);
     });
     Ok(())
+}
+
+/// The open reservations the calling sibling holds, oldest first: a holder whose `reserve`
+/// reply was lost finds the reservation it does not know of here, and releases it.
+pub fn held_reservations(env: &impl Env, page: Page) -> Result<Paged<Reservation>, Error> {
+    let (holder, _) = access::sibling(env)?;
+    Ok(read_state(|s| {
+        let held: Vec<Reservation> = s
+            .reservations
+            .iter()
+            .map(|entry| entry.value().0)
+            .filter(|r| r.holder == holder)
+            .collect();
+        page.slice(&held)
+    }))
 }
 
 /// Gives a reservation's quota back unused. Its holder only.
