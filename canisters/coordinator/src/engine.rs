@@ -48,6 +48,8 @@ thread_local! {
     /// task out when the message's future ends or is dropped (ic-cdk drops it after a trap in
     /// a callback, and that cleanup persists).
     static ADVANCING: RefCell<BTreeSet<u64>> = RefCell::default();
+    /// The task the driver gave a message last: the next round starts after it.
+    static DRIVE_CURSOR: Cell<u64> = const { Cell::new(0) };
 }
 
 /// Marks a task as advancing while it lives.
@@ -98,8 +100,11 @@ fn drive() {
     if active.is_empty() {
         return;
     }
+    // From the task after the last one served, wrapping around: beyond MAX_TASKS_PER_DRIVE
+    // active tasks, every one still gets its turn.
+    let split = active.partition_point(|id| *id <= DRIVE_CURSOR.get());
     let mut started = 0;
-    for id in active {
+    for &id in active[split..].iter().chain(&active[..split]) {
         if started == MAX_TASKS_PER_DRIVE {
             break;
         }
@@ -112,6 +117,7 @@ fn drive() {
             continue;
         }
         SCHEDULED.with_borrow_mut(|s| s.insert(id, now));
+        DRIVE_CURSOR.set(id);
         started += 1;
         ic_cdk_timers::set_timer(Duration::ZERO, async move {
             let guard = Advancing::begin(id);
