@@ -74,6 +74,17 @@ impl Coord {
         self.query(who, "get_task", id)
     }
 
+    /// Submits a task to `agent` alone (2,000 tokens, `rounds` rounds) and drives it to its end.
+    fn solo(&mut self, agent: AgentId, rounds: u8) -> TaskInfo {
+        let task = self
+            .submit(
+                alice(),
+                task_args(AgentSelection::Agents(vec![agent]), 2_000, Some(rounds)),
+            )
+            .expect("submit_task");
+        self.finish(task.id)
+    }
+
     /// One round of the network and a second of its clock.
     fn step(&mut self) {
         self.p.suite.env.tick();
@@ -389,13 +400,7 @@ fn an_agent_that_traps_is_retried_then_failed_and_the_task_goes_on_or_fails_clea
 
     // One trap: the run is asked for again under the same key and completes, started once.
     c.p.suite.env.inject_fault(trap.clone());
-    let task = c
-        .submit(
-            alice(),
-            task_args(AgentSelection::Agents(vec![developer]), 2_000, Some(1)),
-        )
-        .unwrap();
-    let task = c.finish(task.id);
+    let task = c.solo(developer, 1);
     assert_eq!(task.status, TaskStatus::Completed, "{task:#?}");
     let step = &task.rounds[0].steps[0];
     assert_eq!(step.attempts, 2);
@@ -405,13 +410,7 @@ fn an_agent_that_traps_is_retried_then_failed_and_the_task_goes_on_or_fails_clea
     for _ in 0..3 {
         c.p.suite.env.inject_fault(trap.clone());
     }
-    let task = c
-        .submit(
-            alice(),
-            task_args(AgentSelection::Agents(vec![developer]), 2_000, Some(2)),
-        )
-        .unwrap();
-    let task = c.finish(task.id);
+    let task = c.solo(developer, 2);
     let step = &task.rounds[0].steps[0];
     assert_eq!(step.attempts, 3);
     match &step.status {
@@ -446,13 +445,7 @@ fn an_agent_that_traps_is_retried_then_failed_and_the_task_goes_on_or_fails_clea
         method: Some("run".into()),
     });
     let runs_before = c.runs().len();
-    let task = c
-        .submit(
-            alice(),
-            task_args(AgentSelection::Agents(vec![developer]), 2_000, Some(1)),
-        )
-        .unwrap();
-    let task = c.finish(task.id);
+    let task = c.solo(developer, 1);
     assert_eq!(task.status, TaskStatus::Completed, "{task:#?}");
     assert_eq!(task.rounds[0].steps[0].attempts, 2);
     assert_eq!(c.runs().len(), runs_before + 1);
