@@ -165,7 +165,7 @@ async fn advance(id: u64) -> bool {
     let round = task.info.current_round as usize;
     // No message of ours is in flight for this task: a step left `Dispatching` was cut short
     // (a trap); it is dispatched again under the same key.
-    update_task(id, |t| {
+    let Some(task) = update_task(id, |t| {
         t.info.engine_messages += 1;
         let round = &mut t.info.rounds[round];
         round.started_at_nanos.get_or_insert(now());
@@ -174,8 +174,9 @@ async fn advance(id: u64) -> bool {
                 step.status = StepStatus::Pending;
             }
         }
-    });
-    let task = read_state(|s| s.task(id)).expect("read above");
+    }) else {
+        return false;
+    };
     let steps = &task.info.rounds[round].steps;
     // While an administrator has paused the coordinator, no new run starts; runs in flight
     // are still followed and ended tasks settled.
@@ -207,7 +208,7 @@ async fn dispatch(id: u64, round: usize) {
     // recorded within one message, so a cancel meanwhile is seen, never overwritten.
     let mut models = BTreeMap::new();
     for step in &task.info.rounds[round].steps {
-        let Some(agent) = task.info.agents.iter().find(|a| a.agent == step.agent) else {
+        let Some(agent) = task.info.agent(step.agent) else {
             continue;
         };
         if step.status == StepStatus::Pending && !models.contains_key(agent.model.as_str()) {
@@ -363,7 +364,7 @@ async fn dispatch(id: u64, round: usize) {
                         reason: format!("after {} attempt(s): {err}", step.attempts),
                     };
                     step.finished_at_nanos = Some(now);
-                    step_failed(s, &task, request.step, round, now);
+                    step_ended(s, &task, request.step, round, now);
                 }
             }
         }
@@ -390,8 +391,8 @@ fn paused(err: &Error) -> bool {
     )
 }
 
-/// Records a failed step with the monitor and tells the owner.
-fn step_failed(
+/// Records an ended step with the monitor; a failure is also told to the owner.
+fn step_ended(
     s: &mut crate::state::State,
     task: &TaskRecord,
     index: usize,
@@ -399,13 +400,12 @@ fn step_failed(
     now: u64,
 ) {
     let step = &task.info.rounds[round].steps[index];
-    let Some(agent) = task.info.agents.iter().find(|a| a.agent == step.agent) else {
+    let Some(agent) = task.info.agent(step.agent) else {
         return;
     };
     monitor::record_step(s, task.info.owner, agent, step, now);
-    let reason = match &step.status {
-        StepStatus::Failed { reason } => reason.clone(),
-        _ => String::new(),
+    let StepStatus::Failed { reason } = &step.status else {
+        return;
     };
     alerts::push(
         s,
@@ -438,12 +438,7 @@ async fn follow(id: u64, round: usize) {
         .enumerate()
         .filter_map(|(i, step)| match step.status {
             StepStatus::Running { run } => {
-                let canister = task
-                    .info
-                    .agents
-                    .iter()
-                    .find(|a| a.agent == step.agent)
-                    .map(|a| a.canister)?;
+                let canister = task.info.agent(step.agent)?.canister;
                 Some((i, canister, run))
             }
             _ => None,
@@ -496,20 +491,7 @@ async fn follow(id: u64, round: usize) {
                     if let Some(status) = ended {
                         step.status = status;
                         step.finished_at_nanos = Some(now);
-                        if step.status == StepStatus::Completed {
-                            let agent = task
-                                .info
-                                .agents
-                                .iter()
-                                .find(|a| a.agent == step.agent)
-                                .cloned();
-                            if let Some(agent) = agent {
-                                let step = task.info.rounds[round].steps[*index].clone();
-                                monitor::record_step(s, task.info.owner, &agent, &step, now);
-                            }
-                        } else {
-                            step_failed(s, &task, *index, round, now);
-                        }
+                        step_ended(s, &task, *index, round, now);
                     }
                 }
                 Err(Error::NotFound { .. }) => {
@@ -517,7 +499,7 @@ async fn follow(id: u64, round: usize) {
                         reason: format!("run {run_id} is no longer known to its agent canister"),
                     };
                     step.finished_at_nanos = Some(now);
-                    step_failed(s, &task, *index, round, now);
+                    step_ended(s, &task, *index, round, now);
                 }
                 Err(err) => {
                     step.last_error = Some(err.to_string());
@@ -527,7 +509,7 @@ async fn follow(id: u64, round: usize) {
                         };
                         step.finished_at_nanos = Some(now);
                         overdue.push((*canister, *run_id));
-                        step_failed(s, &task, *index, round, now);
+                        step_ended(s, &task, *index, round, now);
                     }
                 }
             }

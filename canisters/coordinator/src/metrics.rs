@@ -1,21 +1,16 @@
 //! The coordinator's figures on `/metrics`, after the operations layer's.
 
-use ic_metrics_encoder::MetricsEncoder;
-use ohms_types::TaskStatus;
-
 use crate::state::read_state;
+use ic_metrics_encoder::MetricsEncoder;
 
 pub fn encode(w: &mut MetricsEncoder<Vec<u8>>) -> std::io::Result<()> {
     let (total, active, running, alerts) = read_state(|s| {
-        let running = s
-            .active
-            .iter()
-            .filter(|e| {
-                s.task(*e.key())
-                    .is_some_and(|t| t.info.status == TaskStatus::Running)
-            })
-            .count();
-        (s.tasks.len(), s.active.len(), running, s.alerts.len())
+        (
+            s.tasks.len(),
+            s.active.len(),
+            s.running_tasks(),
+            s.alerts.len(),
+        )
     });
     w.encode_gauge("coordinator_tasks", total as f64, "Tasks ever submitted.")?;
     w.encode_gauge(

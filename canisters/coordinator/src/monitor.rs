@@ -6,7 +6,7 @@ use ohms_ops::{Cbor, Env};
 use ohms_types::calendar::{NANOS_PER_DAY, NANOS_PER_SECOND, day_label, day_of};
 use ohms_types::{
     AgentPerformance, Error, ModelPerformance, Page, Paged, Performance, PlatformStats, StepStatus,
-    TaskAgent, TaskAlertKind, TaskStatus, TaskStep,
+    TaskAgent, TaskAlertKind, TaskStep,
 };
 
 use crate::alerts::{self, ADMIN_FEED, About};
@@ -159,14 +159,7 @@ pub fn platform_stats(env: &impl Env) -> Result<PlatformStats, Error> {
             stats.run_failures += day.run_failures;
             stats.tokens_total += day.tokens;
         }
-        stats.tasks_active = s
-            .active
-            .iter()
-            .filter(|e| {
-                s.task(*e.key())
-                    .is_some_and(|t| t.info.status == TaskStatus::Running)
-            })
-            .count() as u64;
+        stats.tasks_active = s.running_tasks();
         if stats.runs > 0 {
             stats.failure_rate = stats.run_failures as f64 / stats.runs as f64;
         }

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use candid::Principal;
 use ohms_types::{
-    AgentCanisterRecord, AgentInfo, AgentSelection, AgentStatus, Capability, Error,
+    AgentCanisterRecord, AgentId, AgentInfo, AgentSelection, AgentStatus, Capability, Error,
     InstructionAnalysis, MAX_TASK_AGENTS, Page, Paged, Performance, StepStatus, TaskAgent,
 };
 
@@ -167,6 +167,17 @@ pub fn choose(
     chosen
 }
 
+/// A named selection's size: 1 to `MAX_TASK_AGENTS`.
+pub fn check_named(ids: &[AgentId]) -> Result<(), Error> {
+    if ids.is_empty() || ids.len() > MAX_TASK_AGENTS {
+        return Err(Error::invalid_argument(
+            "agents",
+            format!("name 1 to {MAX_TASK_AGENTS} agents, or choose Auto"),
+        ));
+    }
+    Ok(())
+}
+
 /// The task's agents in plan order (develop, review, test), from the caller's selection.
 pub fn select(
     selection: &AgentSelection,
@@ -178,12 +189,7 @@ pub fn select(
 ) -> Result<(Vec<TaskAgent>, Vec<AgentInfo>, String), Error> {
     let (picked, routing): (Vec<(AgentInfo, String)>, String) = match selection {
         AgentSelection::Agents(ids) => {
-            if ids.is_empty() || ids.len() > MAX_TASK_AGENTS {
-                return Err(Error::invalid_argument(
-                    "agents",
-                    format!("name 1 to {MAX_TASK_AGENTS} agents, or choose Auto"),
-                ));
-            }
+            check_named(ids)?;
             let mut picked = Vec::new();
             for (i, id) in ids.iter().enumerate() {
                 if ids[..i].contains(id) {

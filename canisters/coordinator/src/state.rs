@@ -117,6 +117,17 @@ impl State {
         Some(task)
     }
 
+    /// Tasks still running (the active set also holds ended tasks not yet settled).
+    pub fn running_tasks(&self) -> u64 {
+        self.active
+            .iter()
+            .filter(|e| {
+                self.task(*e.key())
+                    .is_some_and(|t| t.info.status == ohms_types::TaskStatus::Running)
+            })
+            .count() as u64
+    }
+
     /// Stores the task; a task that has ended and released its reservation leaves the active
     /// set (and the heap copy).
     pub fn put_task(&mut self, task: TaskRecord) {

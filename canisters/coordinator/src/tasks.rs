@@ -6,7 +6,7 @@ use std::cell::Cell;
 use candid::Principal;
 use ohms_ops::{Env, UserUpdate};
 use ohms_types::{
-    Action, AgentSelection, DEFAULT_TASK_ROUNDS, Error, MAX_TASK_AGENTS, MAX_TASK_BUDGET_TOKENS,
+    Action, AgentSelection, DEFAULT_TASK_ROUNDS, Error, MAX_TASK_BUDGET_TOKENS,
     MAX_TASK_INSTRUCTIONS_BYTES, MAX_TASK_ROUNDS, Page, Paged, StepStatus, SubmitTaskArgs, TaskId,
     TaskInfo, TaskRound, TaskStatus, TaskStep,
 };
@@ -74,13 +74,8 @@ fn check(args: &SubmitTaskArgs) -> Result<u8, Error> {
             format!("must be 1 to {MAX_TASK_ROUNDS}"),
         ));
     }
-    if let AgentSelection::Agents(ids) = &args.agents
-        && (ids.is_empty() || ids.len() > MAX_TASK_AGENTS)
-    {
-        return Err(Error::invalid_argument(
-            "agents",
-            format!("name 1 to {MAX_TASK_AGENTS} agents, or choose Auto"),
-        ));
+    if let AgentSelection::Agents(ids) = &args.agents {
+        routing::check_named(ids)?;
     }
     Ok(rounds)
 }

@@ -163,6 +163,13 @@ pub struct TaskInfo {
     pub finished_at_nanos: Option<u64>,
 }
 
+impl TaskInfo {
+    /// The task's agent `id`, if it is one.
+    pub fn agent(&self, id: AgentId) -> Option<&TaskAgent> {
+        self.agents.iter().find(|a| a.agent == id)
+    }
+}
+
 /// What the coordinator measured of one agent (or one model) over every task.
 #[derive(CandidType, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
 pub struct Performance {
