@@ -14,8 +14,8 @@ use ohms_integration_tests::platform::{PYTHON_TEAM, Platform, alice, bob};
 use ohms_integration_tests::{controller, wasm};
 use ohms_types::{
     AgentId, AgentPerformance, AgentSelection, AgentStatus, AlertQuery, DailyStats, DayRange,
-    DenyReason, Error, Page, Paged, PlatformStats, RunInfo, SetAgentStatus, StepStatus,
-    SubmitTaskArgs, TaskAlert, TaskAlertKind, TaskId, TaskInfo, TaskStatus,
+    DenyReason, Error, ModelPerformance, Page, Paged, PlatformStats, RunInfo, SetAgentStatus,
+    StepStatus, SubmitTaskArgs, TaskAlert, TaskAlertKind, TaskId, TaskInfo, TaskStatus,
 };
 use serde::de::DeserializeOwned;
 
@@ -795,4 +795,136 @@ fn an_agent_that_never_answers_does_not_wedge_the_coordinator() {
         other => panic!("{other:?}"),
     }
     assert!(matches!(task.status, TaskStatus::Failed { .. }));
+}
+
+#[test]
+fn every_method_checks_its_caller_and_its_input_and_reads_survive_an_upgrade() {
+    let Some(mut c) = Coord::deploy() else {
+        return;
+    };
+    let task = c.solo(c.agents[0], 1);
+    let anonymous = Principal::anonymous();
+    let query = AlertQuery {
+        page: Page::first(10),
+        unread_only: false,
+    };
+    // The anonymous principal is no one.
+    let refused: Vec<Result<(), Error>> = vec![
+        c.query::<_, Result<TaskInfo, Error>>(anonymous, "get_task", task.id)
+            .map(|_| ()),
+        c.query::<_, Result<Paged<TaskInfo>, Error>>(anonymous, "list_tasks", Page::first(5))
+            .map(|_| ()),
+        c.query::<_, Result<Paged<AgentPerformance>, Error>>(
+            anonymous,
+            "agent_performance",
+            Page::first(5),
+        )
+        .map(|_| ()),
+        c.query::<_, Result<Paged<ModelPerformance>, Error>>(
+            anonymous,
+            "model_performance",
+            Page::first(5),
+        )
+        .map(|_| ()),
+        c.query::<_, Result<Paged<TaskAlert>, Error>>(anonymous, "my_alerts", query)
+            .map(|_| ()),
+        c.update::<_, Result<u32, Error>>(anonymous, "mark_alerts_read", Vec::<u64>::new())
+            .map(|_| ()),
+        c.update::<_, Result<TaskInfo, Error>>(anonymous, "cancel_task", task.id)
+            .map(|_| ()),
+    ];
+    for reply in refused {
+        assert!(matches!(reply, Err(Error::Anonymous)), "{reply:?}");
+    }
+    // Administrators' methods, called by a user.
+    let coordinator = c.coordinator;
+    let today = DayRange {
+        from_day: 0,
+        to_day: 1,
+    };
+    let refused: Vec<Result<(), Error>> = vec![
+        c.query::<_, Result<Vec<DailyStats>, Error>>(alice(), "daily_stats", today)
+            .map(|_| ()),
+        c.update::<_, Result<u32, Error>>(alice(), "mark_admin_alerts_read", Vec::<u64>::new())
+            .map(|_| ()),
+        c.p.suite
+            .update::<_, Result<(), Error>>(coordinator, alice(), "run_maintenance", ()),
+    ];
+    for reply in refused {
+        assert!(
+            matches!(reply, Err(Error::NotAuthorized { .. })),
+            "{reply:?}"
+        );
+    }
+    // The siblings' lookups the coordinator relies on are not a user's.
+    let factory = c.p.suite.id("agent_factory");
+    let economics = c.p.suite.id("economics");
+    let lookup: Result<Option<ohms_types::AgentCanisterRecord>, Error> =
+        c.p.suite
+            .query(factory, alice(), "agent_canister_of", (alice(),));
+    assert!(
+        matches!(lookup, Err(Error::NotAuthorized { .. })),
+        "{lookup:?}"
+    );
+    let held: Result<Paged<ohms_types::Reservation>, Error> =
+        c.p.suite
+            .query(economics, alice(), "held_reservations", (Page::first(5),));
+    assert!(matches!(held, Err(Error::NotAuthorized { .. })), "{held:?}");
+    // Bounded input, with a typed error.
+    for (range, field) in [
+        (
+            DayRange {
+                from_day: 10,
+                to_day: 9,
+            },
+            "from_day",
+        ),
+        (
+            DayRange {
+                from_day: 0,
+                to_day: 400,
+            },
+            "to_day",
+        ),
+    ] {
+        let reply: Result<Vec<DailyStats>, Error> = c.query(controller(), "daily_stats", range);
+        assert!(
+            matches!(&reply, Err(Error::InvalidArgument { field: f, .. }) if f == field),
+            "{reply:?}"
+        );
+    }
+    let too_many: Result<u32, Error> = c.update(alice(), "mark_alerts_read", vec![1u64; 501]);
+    assert!(
+        matches!(too_many, Err(Error::InvalidArgument { .. })),
+        "{too_many:?}"
+    );
+    // A list asked for u32::MAX items returns a page.
+    let page: Result<Paged<TaskInfo>, Error> = c.query(
+        alice(),
+        "list_tasks",
+        Page {
+            start: 0,
+            limit: u32::MAX,
+        },
+    );
+    assert_eq!(page.unwrap().items.len(), 1);
+
+    // Everything read before an upgrade reads the same after it, twice.
+    let read = |c: &mut Coord| {
+        let task: Result<TaskInfo, Error> = c.query(alice(), "get_task", task.id);
+        let models: Result<Paged<ModelPerformance>, Error> =
+            c.query(alice(), "model_performance", Page::first(5));
+        let alerts = c.alerts(alice());
+        let coordinator = c.coordinator;
+        let stats: Result<PlatformStats, Error> =
+            c.p.suite
+                .query(coordinator, controller(), "platform_stats", ());
+        (task.unwrap(), models.unwrap(), alerts, stats.unwrap())
+    };
+    let before = read(&mut c);
+    assert_eq!(before.1.items[0].performance.runs, 1);
+    for _ in 0..2 {
+        c.p.suite.upgrade("coordinator", None).expect("upgrade");
+        assert_eq!(read(&mut c), before);
+    }
 }
