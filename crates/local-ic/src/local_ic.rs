@@ -347,6 +347,12 @@ impl LocalIc {
         self.network.state.time_nanos = self.network.state.time_nanos.saturating_add(nanos);
     }
 
+    /// Whether a round would execute anything now: queued messages, due timers or expired
+    /// call deadlines.
+    pub fn has_work(&self) -> bool {
+        self.network.has_work()
+    }
+
     /// Executes one round: due timers, expired deadlines, then the queued messages.
     pub fn tick(&mut self) {
         self.network.tick();

@@ -19,7 +19,7 @@ use crate::pay;
 use crate::repo_client::{LocalTransport, RepoClient};
 use sha2::{Digest, Sha256};
 
-const CANISTERS: [&str; 5] = [
+pub(crate) const CANISTERS: [&str; 5] = [
     "model_repo",
     "agent_factory",
     "agent",
@@ -29,6 +29,11 @@ const CANISTERS: [&str; 5] = [
 
 #[derive(Subcommand)]
 pub enum Command {
+    /// Serve a local network over the IC HTTP interface (status, call, query, read_state, all
+    /// certified and signed as on the IC), saved in a folder: on first use it is created with
+    /// the ICP ledger and the suite, written to icp-cli's id mappings; a restart resumes it,
+    /// and no acknowledged update is lost even to `kill -9`.
+    Serve(crate::serve::Args),
     /// Install DFINITY's ICP ledger and the five canisters, wired as siblings (economics taking
     /// payments on that ledger), on an in-process local IC network, then upgrade the five and
     /// check that every one serves its operations endpoints. Prints ids,
@@ -112,6 +117,7 @@ const LUT_MAX_RELATIVE_DIFFERENCE: f64 = 0.1;
 
 pub fn run(command: Command) -> Result<()> {
     match command {
+        Command::Serve(args) => crate::serve::run(args),
         Command::SmokeTest { wasm_dir, json } => smoke_test(&wasm_dir, json),
         Command::Deploy { state, wasm_dir } => deploy(&state, &wasm_dir),
         Command::UploadBench {
@@ -230,10 +236,6 @@ fn install_suite(
     wasm_dir: &Path,
     controller: Principal,
 ) -> Result<BTreeMap<String, Principal>> {
-    let wasms = CANISTERS
-        .iter()
-        .map(|name| read_wasm(wasm_dir, name))
-        .collect::<Result<Vec<_>>>()?;
     let settings = CanisterSettings {
         controllers: Some(vec![controller]),
         ..Default::default()
@@ -244,21 +246,7 @@ fn install_suite(
         .collect();
     // After the five, so they keep their ids and none takes the mainnet ledger's.
     let (ledger, _) = pay::install_icp_ledger(ic, controller)?;
-    let siblings = siblings_of(&ids);
-    let init = Encode!(&InstallArgs::Init(InitArgs {
-        admins: vec![],
-        siblings: siblings.clone(),
-    }))?;
-    let economics_init = pay::economics_init(siblings, ledger)?;
-    for ((name, id), wasm) in CANISTERS.iter().zip(&ids).zip(wasms) {
-        let arg = if *name == "economics" {
-            economics_init.clone()
-        } else {
-            init.clone()
-        };
-        ic.install_canister(*id, wasm, arg, Some(controller))
-            .with_context(|| format!("installing {name}"))?;
-    }
+    install_suite_code(ic, wasm_dir, &ids, ledger, controller)?;
     let mut canisters: BTreeMap<String, Principal> = CANISTERS
         .iter()
         .map(|name| name.to_string())
@@ -268,21 +256,46 @@ fn install_suite(
     Ok(canisters)
 }
 
-fn deploy(state: &Path, wasm_dir: &Path) -> Result<()> {
-    let mut ic = LocalIc::new();
-    let canisters = install_suite(&mut ic, wasm_dir, model::local_identity())?;
-    for (name, id) in &canisters {
-        println!("{name:<14} {}", id.to_text());
+/// Installs the five canisters' code in `ids` (in [`CANISTERS`] order), wired as siblings,
+/// economics taking payments on `ledger`.
+pub(crate) fn install_suite_code(
+    ic: &mut LocalIc,
+    wasm_dir: &Path,
+    ids: &[Principal],
+    ledger: Principal,
+    controller: Principal,
+) -> Result<()> {
+    let wasms = CANISTERS
+        .iter()
+        .map(|name| read_wasm(wasm_dir, name))
+        .collect::<Result<Vec<_>>>()?;
+    let siblings = siblings_of(ids);
+    let init = Encode!(&InstallArgs::Init(InitArgs {
+        admins: vec![],
+        siblings: siblings.clone(),
+    }))?;
+    let economics_init = pay::economics_init(siblings, ledger)?;
+    for ((name, id), wasm) in CANISTERS.iter().zip(ids).zip(wasms) {
+        let arg = if *name == "economics" {
+            economics_init.clone()
+        } else {
+            init.clone()
+        };
+        ic.install_canister(*id, wasm, arg, Some(controller))
+            .with_context(|| format!("installing {name}"))?;
     }
-    // The module the factory installs in every user's agent canister.
+    Ok(())
+}
+
+/// Uploads the module the factory installs in every user's agent canister, and says so.
+pub(crate) fn upload_agent_module(
+    ic: &mut LocalIc,
+    agent_factory: Principal,
+    wasm_dir: &Path,
+) -> Result<()> {
     let module = read_wasm(wasm_dir, "agent")?;
-    let status = agents::upload_agent_wasm(
-        &mut ic,
-        canisters["agent_factory"],
-        model::local_identity(),
-        &module,
-    )
-    .context("uploading the agent wasm to the agent factory")?;
+    let status = agents::upload_agent_wasm(ic, agent_factory, model::local_identity(), &module)
+        .context("uploading the agent wasm to the agent factory")?;
     println!(
         "agent wasm uploaded to agent_factory: {} bytes in {} chunk(s) of at most {} bytes; active sha256 {}",
         status.active_bytes,
@@ -290,6 +303,16 @@ fn deploy(state: &Path, wasm_dir: &Path) -> Result<()> {
         agents::AGENT_WASM_CHUNK_BYTES,
         status.active_sha256.as_deref().unwrap_or("none")
     );
+    Ok(())
+}
+
+fn deploy(state: &Path, wasm_dir: &Path) -> Result<()> {
+    let mut ic = LocalIc::new();
+    let canisters = install_suite(&mut ic, wasm_dir, model::local_identity())?;
+    for (name, id) in &canisters {
+        println!("{name:<14} {}", id.to_text());
+    }
+    upload_agent_module(&mut ic, canisters["agent_factory"], wasm_dir)?;
     let saved = model::SavedNetwork {
         network: ic.state().clone(),
         canisters,

@@ -8,6 +8,7 @@ mod model;
 mod novaq;
 mod pay;
 mod repo_client;
+mod serve;
 mod tasks;
 
 use clap::{Parser, Subcommand};
