@@ -1,192 +1,165 @@
-//! Data certificates for queries: the IC's certificate format (CBOR, a hash tree holding
-//! `/canister/<id>/certified_data` and `/time`).
-//!
-//! The local network has no threshold BLS key, so the `signature` field is a deterministic
-//! 48-byte digest of the tree's root hash under the local root key: canisters and tests can
-//! parse the certificate and check the certified data in it, but a verifier holding the IC's
-//! real root key rejects it, as it should for a non-IC network.
+//! The network's root key and the data certificates queries see: real IC certificates (CBOR, a
+//! hash tree holding `/canister/<id>/certified_data` and `/time`, BLS-signed over
+//! `ic-state-root`), signed with the key the HTTP gateway derives from the same seed
+//! (`ic_certificate::RootKey::from_seed(random_seed)`), so a canister's `ic0.root_key_copy`
+//! and the gateway's `/api/v2/status` agree, and a certificate a canister hands out verifies
+//! under that key.
+
+use std::sync::{Arc, OnceLock};
 
 use candid::Principal;
-use sha2::{Digest, Sha256};
+use ic_certificate::{RootKey, StateTree, leb128};
 
-/// DER prefix of a BLS12-381 G2 public key, the shape of the IC's root key.
-const BLS_KEY_DER_PREFIX: [u8; 37] = [
-    0x30, 0x81, 0x82, 0x30, 0x1d, 0x06, 0x0d, 0x2b, 0x06, 0x01, 0x04, 0x01, 0x82, 0xdc, 0x7c, 0x05,
-    0x03, 0x01, 0x02, 0x01, 0x06, 0x0c, 0x2b, 0x06, 0x01, 0x04, 0x01, 0x82, 0xdc, 0x7c, 0x05, 0x03,
-    0x02, 0x01, 0x03, 0x61, 0x00,
-];
-
-/// The local network's root key (`ic0.root_key_copy`): 133 bytes, DER-shaped like the IC's.
-pub fn root_key() -> [u8; 133] {
-    let mut key = [0u8; 133];
-    key[..37].copy_from_slice(&BLS_KEY_DER_PREFIX);
-    for (i, chunk) in key[37..].chunks_mut(32).enumerate() {
-        let digest = Sha256::digest(format!("local-ic root key {i}"));
-        chunk.copy_from_slice(&digest[..chunk.len()]);
-    }
-    key
+/// A network's root key, derived once from its seed (derivation hashes to a scalar and computes
+/// a G2 point: too slow to repeat per message).
+pub struct NetworkRootKey {
+    seed: [u8; 32],
+    key: RootKey,
+    der: Vec<u8>,
 }
 
-enum HashTree {
-    Fork(Box<HashTree>, Box<HashTree>),
-    Labeled(Vec<u8>, Box<HashTree>),
-    Leaf(Vec<u8>),
-}
-
-impl HashTree {
-    fn labeled(label: &[u8], subtree: HashTree) -> Self {
-        HashTree::Labeled(label.to_vec(), Box::new(subtree))
-    }
-
-    fn digest(&self) -> [u8; 32] {
-        let mut hasher = Sha256::new();
-        let domain = |h: &mut Sha256, sep: &str| {
-            h.update([sep.len() as u8]);
-            h.update(sep.as_bytes());
-        };
-        match self {
-            HashTree::Fork(l, r) => {
-                domain(&mut hasher, "ic-hashtree-fork");
-                hasher.update(l.digest());
-                hasher.update(r.digest());
-            }
-            HashTree::Labeled(label, t) => {
-                domain(&mut hasher, "ic-hashtree-labeled");
-                hasher.update(label);
-                hasher.update(t.digest());
-            }
-            HashTree::Leaf(v) => {
-                domain(&mut hasher, "ic-hashtree-leaf");
-                hasher.update(v);
-            }
-        }
-        hasher.finalize().into()
-    }
-
-    fn encode(&self, out: &mut Vec<u8>) {
-        match self {
-            HashTree::Fork(l, r) => {
-                cbor_head(out, 4, 3);
-                cbor_head(out, 0, 1);
-                l.encode(out);
-                r.encode(out);
-            }
-            HashTree::Labeled(label, t) => {
-                cbor_head(out, 4, 3);
-                cbor_head(out, 0, 2);
-                cbor_bytes(out, label);
-                t.encode(out);
-            }
-            HashTree::Leaf(v) => {
-                cbor_head(out, 4, 2);
-                cbor_head(out, 0, 3);
-                cbor_bytes(out, v);
-            }
-        }
+impl std::fmt::Debug for NetworkRootKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("NetworkRootKey").field(&self.key).finish()
     }
 }
 
-fn cbor_head(out: &mut Vec<u8>, major: u8, value: u64) {
-    let major = major << 5;
-    match value {
-        0..=23 => out.push(major | value as u8),
-        24..=0xff => out.extend([major | 24, value as u8]),
-        0x100..=0xffff => {
-            out.push(major | 25);
-            out.extend((value as u16).to_be_bytes());
-        }
-        0x1_0000..=0xffff_ffff => {
-            out.push(major | 26);
-            out.extend((value as u32).to_be_bytes());
-        }
-        _ => {
-            out.push(major | 27);
-            out.extend(value.to_be_bytes());
-        }
+impl NetworkRootKey {
+    pub fn from_seed(seed: [u8; 32]) -> Self {
+        let key = RootKey::from_seed(seed);
+        let der = key.public_key_der();
+        Self { seed, key, der }
+    }
+
+    /// The seed the key was derived from.
+    pub fn seed(&self) -> [u8; 32] {
+        self.seed
+    }
+
+    /// The DER-encoded public key (133 bytes): what `ic0.root_key_copy` returns.
+    pub fn der(&self) -> &[u8] {
+        &self.der
+    }
+
+    /// The certificate a query of `canister` sees for its `certified_data` at `time_nanos`:
+    /// the paths `/time` and `/canister/<id>/certified_data`, signed (about a millisecond).
+    pub fn data_certificate(
+        &self,
+        canister: Principal,
+        certified_data: &[u8],
+        time_nanos: u64,
+    ) -> Vec<u8> {
+        let mut tree = StateTree::new();
+        tree.insert(&[b"time".as_slice()], leb128(time_nanos));
+        let certified_data_path = [
+            b"canister".as_slice(),
+            canister.as_slice(),
+            b"certified_data",
+        ];
+        tree.insert(&certified_data_path, certified_data.to_vec());
+        let paths = [
+            vec![b"time".to_vec()],
+            certified_data_path.iter().map(|l| l.to_vec()).collect(),
+        ];
+        self.key.certify(&tree, &paths)
     }
 }
 
-fn cbor_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
-    cbor_head(out, 2, bytes.len() as u64);
-    out.extend_from_slice(bytes);
+/// The data certificate of one non-replicated message: what it certifies, signed only the first
+/// time the canister asks for it (`ic0.data_certificate_present/size/copy`), since most queries
+/// never do and a signature costs about a millisecond.
+#[derive(Debug)]
+pub struct LazyDataCertificate {
+    root_key: Arc<NetworkRootKey>,
+    canister: Principal,
+    certified_data: Vec<u8>,
+    time_nanos: u64,
+    built: OnceLock<Arc<[u8]>>,
 }
 
-fn cbor_text(out: &mut Vec<u8>, text: &str) {
-    cbor_head(out, 3, text.len() as u64);
-    out.extend_from_slice(text.as_bytes());
-}
-
-fn leb128(mut value: u64) -> Vec<u8> {
-    let mut out = Vec::new();
-    loop {
-        let byte = (value & 0x7f) as u8;
-        value >>= 7;
-        if value == 0 {
-            out.push(byte);
-            return out;
+impl LazyDataCertificate {
+    pub fn new(
+        root_key: Arc<NetworkRootKey>,
+        canister: Principal,
+        certified_data: Vec<u8>,
+        time_nanos: u64,
+    ) -> Self {
+        Self {
+            root_key,
+            canister,
+            certified_data,
+            time_nanos,
+            built: OnceLock::new(),
         }
-        out.push(byte | 0x80);
     }
-}
 
-/// The certificate a query of `canister` sees for its `certified_data` at `time_nanos`.
-pub fn data_certificate(canister: Principal, certified_data: &[u8], time_nanos: u64) -> Vec<u8> {
-    let tree = HashTree::Fork(
-        Box::new(HashTree::labeled(
-            b"canister",
-            HashTree::labeled(
-                canister.as_slice(),
-                HashTree::labeled(b"certified_data", HashTree::Leaf(certified_data.to_vec())),
-            ),
-        )),
-        Box::new(HashTree::labeled(
-            b"time",
-            HashTree::Leaf(leb128(time_nanos)),
-        )),
-    );
-    let root = tree.digest();
-    let mut signature = Vec::with_capacity(48);
-    signature.extend(
-        Sha256::new()
-            .chain_update(root_key())
-            .chain_update(root)
-            .finalize(),
-    );
-    signature.extend(&Sha256::digest(&signature)[..16]);
+    /// The certificate, signed on the first call.
+    pub fn get(&self) -> &Arc<[u8]> {
+        self.built.get_or_init(|| {
+            self.root_key
+                .data_certificate(self.canister, &self.certified_data, self.time_nanos)
+                .into()
+        })
+    }
 
-    let mut out = Vec::new();
-    // Self-describing CBOR tag 55799, then {"tree": ..., "signature": ...}.
-    out.extend([0xd9, 0xd9, 0xf7]);
-    cbor_head(&mut out, 5, 2);
-    cbor_text(&mut out, "tree");
-    tree.encode(&mut out);
-    cbor_text(&mut out, "signature");
-    cbor_bytes(&mut out, &signature);
-    out
+    /// Whether the certificate has been signed yet.
+    #[cfg(test)]
+    pub fn is_built(&self) -> bool {
+        self.built.get().is_some()
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ic_certificate::{Lookup, verify_certificate};
 
     #[test]
-    fn certificate_contains_the_certified_data() {
-        let id = crate::ids::canister_id_from_index(3);
-        let cert = data_certificate(id, b"hello-certified", 42);
-        assert_eq!(&cert[..3], &[0xd9, 0xd9, 0xf7]);
-        let needle = b"hello-certified";
-        assert!(cert.windows(needle.len()).any(|w| w == needle));
-        assert!(
-            cert.windows(id.as_slice().len())
-                .any(|w| w == id.as_slice())
-        );
-        assert_ne!(cert, data_certificate(id, b"other", 42));
+    fn the_root_key_is_the_gateways() {
+        let seed = [9; 32];
+        let key = NetworkRootKey::from_seed(seed);
+        assert_eq!(key.der(), RootKey::from_seed(seed).public_key_der());
+        assert_eq!(key.der().len(), 133);
+        assert_eq!(key.seed(), seed);
+        assert_ne!(key.der(), NetworkRootKey::from_seed([10; 32]).der());
     }
 
     #[test]
-    fn leaf_hash_uses_the_ic_domain_separator() {
-        // Known vector: hash of an empty leaf is sha256("\x10ic-hashtree-leaf").
-        let expected: [u8; 32] = Sha256::digest(b"\x10ic-hashtree-leaf").into();
-        assert_eq!(HashTree::Leaf(Vec::new()).digest(), expected);
+    fn a_data_certificate_verifies_and_holds_the_certified_data_and_time() {
+        let key = NetworkRootKey::from_seed([3; 32]);
+        let id = crate::ids::canister_id_from_index(3);
+        let time = 1_765_000_000_123_456_789;
+        let cert = key.data_certificate(id, b"hello-certified", time);
+        let tree = verify_certificate(&cert, key.der()).expect("the certificate verifies");
+        assert_eq!(
+            tree.lookup(&[b"canister".as_slice(), id.as_slice(), b"certified_data"]),
+            Lookup::Found(b"hello-certified")
+        );
+        assert_eq!(
+            tree.lookup(&[b"time".as_slice()]),
+            Lookup::Found(&leb128(time))
+        );
+        // Another network's key does not verify it.
+        let other = NetworkRootKey::from_seed([4; 32]);
+        assert!(verify_certificate(&cert, other.der()).is_err());
+        // Empty certified data is certified as an empty leaf.
+        let empty = key.data_certificate(id, b"", time);
+        let tree = verify_certificate(&empty, key.der()).unwrap();
+        assert_eq!(
+            tree.lookup(&[b"canister".as_slice(), id.as_slice(), b"certified_data"]),
+            Lookup::Found(b"")
+        );
+    }
+
+    #[test]
+    fn a_lazy_certificate_is_signed_once_on_first_use() {
+        let key = Arc::new(NetworkRootKey::from_seed([5; 32]));
+        let id = crate::ids::canister_id_from_index(0);
+        let lazy = LazyDataCertificate::new(key.clone(), id, b"data".to_vec(), 42);
+        assert!(!lazy.is_built());
+        let first = lazy.get().clone();
+        assert!(lazy.is_built());
+        assert!(Arc::ptr_eq(&first, lazy.get()));
+        assert_eq!(&first[..], key.data_certificate(id, b"data", 42));
     }
 }

@@ -5,12 +5,13 @@
 //! next round. So every `await` in a canister is a point where other messages interleave.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use candid::Principal;
 use serde_bytes::ByteBuf;
 
 use crate::canister::{RunStatus, WasmHeap};
-use crate::certification;
+use crate::certification::{LazyDataCertificate, NetworkRootKey};
 use crate::execution::{
     ExecutionError, InstantiateError, LiveInstance, RunResult, Target, WasmRuntime,
 };
@@ -28,6 +29,8 @@ pub struct Network {
     pub state: NetworkState,
     pub(crate) runtime: WasmRuntime,
     pub(crate) live: HashMap<Principal, LiveInstance>,
+    /// The root key of `state.random_seed`, derived once (see `root_key`).
+    root_key: Arc<NetworkRootKey>,
 }
 
 /// What a message is, beyond which function runs.
@@ -75,6 +78,7 @@ impl<'a> MessageSpec<'a> {
 impl Network {
     pub fn new(state: NetworkState) -> Self {
         Self {
+            root_key: Arc::new(NetworkRootKey::from_seed(state.random_seed)),
             state,
             runtime: WasmRuntime::new(),
             live: HashMap::new(),
@@ -119,7 +123,9 @@ impl Network {
     pub(crate) fn run_message(&mut self, canister: Principal, spec: MessageSpec<'_>) -> RunResult {
         let time = self.state.time_nanos;
         let fees = self.state.fees;
-        let data_certificate = (!spec.replicated).then(|| self.data_certificate(canister));
+        let root_key = self.root_key();
+        let data_certificate =
+            (!spec.replicated).then(|| self.data_certificate(canister, root_key.clone()));
         let calls_in_flight = if spec.entry.may_call() {
             self.calls_in_flight(canister)
         } else {
@@ -145,7 +151,7 @@ impl Network {
             deadline: spec.deadline,
             data_certificate,
             replicated: spec.replicated,
-            root_key: certification::root_key().to_vec(),
+            root_key: root_key.der().to_vec(),
             subnet_id: crate::ids::local_subnet_id(),
             fees,
             balance: state.cycles,
@@ -216,15 +222,29 @@ impl Network {
         run
     }
 
-    /// The certificate `ic0.data_certificate_copy` returns in a query of `canister`.
-    fn data_certificate(&self, canister: Principal) -> Vec<u8> {
+    /// The network's root key: the one the gateway derives from the same seed, cached (and
+    /// derived again only if the seed was changed since).
+    pub(crate) fn root_key(&mut self) -> Arc<NetworkRootKey> {
+        if self.root_key.seed() != self.state.random_seed {
+            self.root_key = Arc::new(NetworkRootKey::from_seed(self.state.random_seed));
+        }
+        self.root_key.clone()
+    }
+
+    /// The certificate `ic0.data_certificate_copy` returns in a query of `canister`: signed
+    /// only if the query asks for it.
+    fn data_certificate(
+        &self,
+        canister: Principal,
+        root_key: Arc<NetworkRootKey>,
+    ) -> LazyDataCertificate {
         let data = self
             .state
             .canisters
             .get(&canister)
             .map(|c| c.certified_data.to_vec())
             .unwrap_or_default();
-        certification::data_certificate(canister, &data, self.state.time_nanos)
+        LazyDataCertificate::new(root_key, canister, data, self.state.time_nanos)
     }
 
     /// One round: due timers and deadlines, then every message queued before the round began.
@@ -953,5 +973,92 @@ fn failed_run(error: ExecutionError) -> RunResult {
         state: SystemState::default(),
         outcome: Err(error),
         instructions: 0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ic_management_canister_types::CanisterInstallMode;
+
+    /// Queries that ask for nothing, whether a certificate is present, and its size.
+    const CERTIFICATE_QUERIES: &str = r#"(module
+      (import "ic0" "msg_reply" (func $reply))
+      (import "ic0" "data_certificate_present" (func $present (result i32)))
+      (import "ic0" "data_certificate_size" (func $size (result i32)))
+      (func (export "canister_query plain") (call $reply))
+      (func (export "canister_query present") (drop (call $present)) (call $reply))
+      (func (export "canister_query size") (drop (call $size)) (call $reply))
+      (func (export "canister_update update") (call $reply)))"#;
+
+    fn network_with_canister() -> (Network, Principal) {
+        let mut network = Network::new(NetworkState::new([1; 32]));
+        let sender = Principal::anonymous();
+        let canister = network
+            .create_canister(sender, None, crate::DEFAULT_PROVISIONAL_CYCLES)
+            .unwrap();
+        let wasm = wat::parse_str(CERTIFICATE_QUERIES).unwrap();
+        network
+            .install_code(
+                sender,
+                canister,
+                CanisterInstallMode::Install,
+                &wasm,
+                vec![],
+            )
+            .unwrap();
+        (network, canister)
+    }
+
+    /// The system state a message on `method` ends with.
+    fn run(network: &mut Network, canister: Principal, method: &str, query: bool) -> SystemState {
+        let (entry, export) = if query {
+            (EntryPoint::Query, format!("canister_query {method}"))
+        } else {
+            (EntryPoint::Update, format!("canister_update {method}"))
+        };
+        let mut spec = MessageSpec::new(
+            entry,
+            Target::Export(&export),
+            Principal::anonymous(),
+            1 << 30,
+        );
+        spec.method = method.to_string();
+        spec.persist = !query;
+        spec.replicated = !query;
+        let run = network.run_message(canister, spec);
+        run.outcome.unwrap();
+        run.state
+    }
+
+    #[test]
+    fn a_query_signs_its_data_certificate_only_when_it_reads_it() {
+        let (mut network, canister) = network_with_canister();
+        let plain = run(&mut network, canister, "plain", true);
+        assert!(!plain.data_certificate.as_ref().unwrap().is_built());
+        let present = run(&mut network, canister, "present", true);
+        assert!(!present.data_certificate.as_ref().unwrap().is_built());
+        let size = run(&mut network, canister, "size", true);
+        assert!(size.data_certificate.as_ref().unwrap().is_built());
+        let update = run(&mut network, canister, "update", false);
+        assert!(update.data_certificate.is_none());
+        // Every message sees the network's root key.
+        let der = ic_certificate::RootKey::from_seed([1; 32]).public_key_der();
+        assert_eq!(plain.root_key, der);
+        assert_eq!(update.root_key, der);
+    }
+
+    #[test]
+    fn the_root_key_is_derived_once_per_seed() {
+        let (mut network, _) = network_with_canister();
+        let first = network.root_key();
+        assert!(Arc::ptr_eq(&first, &network.root_key()));
+        network.state.random_seed = [2; 32];
+        let second = network.root_key();
+        assert!(!Arc::ptr_eq(&first, &second));
+        assert_eq!(
+            second.der(),
+            ic_certificate::RootKey::from_seed([2; 32]).public_key_der()
+        );
     }
 }

@@ -759,7 +759,7 @@ fn link_certification(l: &mut Linker<SystemState>) -> Result<(), Error> {
             let certificate = s.data_certificate.as_ref().ok_or_else(|| {
                 violation("data_certificate_size: no certificate outside a non-replicated query")
             })?;
-            Ok(certificate.len() as i32)
+            Ok(certificate.get().len() as i32)
         },
     )?;
     l.func_wrap(
@@ -767,9 +767,16 @@ fn link_certification(l: &mut Linker<SystemState>) -> Result<(), Error> {
         "data_certificate_copy",
         |mut c: Ctx<'_>, dst: i32, off: i32, size: i32| {
             charge(&mut c, costs::data_certificate_copy, bytes(size))?;
-            let certificate = c.data().data_certificate.clone().ok_or_else(|| {
-                violation("data_certificate_copy: no certificate outside a non-replicated query")
-            })?;
+            let certificate = c
+                .data()
+                .data_certificate
+                .as_ref()
+                .map(|certificate| certificate.get().clone())
+                .ok_or_else(|| {
+                    violation(
+                        "data_certificate_copy: no certificate outside a non-replicated query",
+                    )
+                })?;
             copy_slice(
                 &mut c,
                 &certificate,

@@ -195,7 +195,8 @@ pub struct SystemState {
     pub status_code: u32,
     /// Deadline of the current best-effort call (0 for unbounded-wait calls).
     pub deadline: u64,
-    pub data_certificate: Option<Vec<u8>>,
+    /// In a non-replicated message: its data certificate, signed on first use.
+    pub data_certificate: Option<crate::certification::LazyDataCertificate>,
     /// False for queries and `canister_inspect_message` run by a single node.
     pub replicated: bool,
     pub root_key: Vec<u8>,
