@@ -38,3 +38,13 @@ ensure_ic_wasm() {
     (cd "$ROOT/tools" && npm ci --no-audit --no-fund --loglevel=error)
   fi
 }
+
+# The real IC clients tests/http/run drives (@icp-sdk/core, icp-cli), at the versions
+# tests/http/package-lock.json pins.
+ensure_http_clients() {
+  if [ ! -x "$ROOT/tests/http/node_modules/@icp-sdk/icp-cli-linux-x64/bin/icp" ] \
+    || [ ! -d "$ROOT/tests/http/node_modules/@icp-sdk/core" ]; then
+    log "installing @icp-sdk/core and icp-cli (npm)"
+    (cd "$ROOT/tests/http" && npm ci --no-audit --no-fund --loglevel=error)
+  fi
+}
