@@ -20,6 +20,22 @@ fn encode_against_did(canister: &str, text: &str) -> Vec<u8> {
         .unwrap_or_else(|err| panic!("{canister}: {text} is not the .did's init argument: {err}"))
 }
 
+/// icp-cli encodes `init_args` from the text alone (a bare `10_000` is a `nat`): the bytes must
+/// still decode as the `.did`'s init argument, which is what the canister does.
+fn check_untyped_encoding(canister: &str, text: &str) {
+    let did = std::fs::read_to_string(root().join(format!("candid/{canister}.did"))).unwrap();
+    let (init_types, (env, _)) = instantiate_candid(CandidSource::Text(&did)).unwrap();
+    let untyped = candid_parser::parse_idl_args(text)
+        .unwrap()
+        .to_bytes()
+        .unwrap();
+    candid::IDLArgs::from_bytes_with_types(&untyped, &env, &init_types).unwrap_or_else(|err| {
+        panic!(
+            "{canister}: {text} encoded without types does not decode as the init argument: {err}"
+        )
+    });
+}
+
 fn dfx_init_args() -> Vec<(String, String)> {
     let dfx: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(root().join("dfx.json")).unwrap()).unwrap();
@@ -62,6 +78,9 @@ fn deploy_configs_install_every_canister_with_its_init_argument() {
         assert_eq!(names, CANISTERS, "{source}: one entry per canister");
         for (name, text) in &args {
             let bytes = encode_against_did(name, text);
+            if source == "icp.yaml" {
+                check_untyped_encoding(name, text);
+            }
             if name == "economics" {
                 let decoded: ohms_types::EconomicsInstallArgs = candid::decode_one(&bytes).unwrap();
                 let ohms_types::EconomicsInstallArgs::Init(init) = decoded else {

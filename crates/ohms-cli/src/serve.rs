@@ -136,3 +136,23 @@ fn new_network(args: &Args) -> Result<(NetworkState, BTreeMap<String, String>)> 
     canisters.insert(pay::LEDGER.to_string(), ledger.to_text());
     Ok((ic.state().clone(), canisters))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `icp.yaml`'s `ohms-local` network names the root key of the networks this command
+    /// creates: icp-cli verifies every certificate against it.
+    #[test]
+    fn icp_yaml_names_the_served_networks_root_key() {
+        let yaml = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../icp.yaml"))
+            .unwrap();
+        let key = local_ic_gateway::keys::NetworkKeys::from_seed(DEFAULT_SEED);
+        let expected = format!("root-key: \"{}\"", hex::encode(key.root_key_der()));
+        assert!(
+            yaml.contains(&expected),
+            "icp.yaml's ohms-local network must have {expected}"
+        );
+        assert!(yaml.contains("url: http://127.0.0.1:4943"));
+    }
+}
