@@ -44,6 +44,10 @@ pub struct Args {
     /// The folder `scripts/build` wrote the canisters to.
     #[arg(long, default_value = "wasm")]
     pub wasm_dir: PathBuf,
+    /// On first use, start from the network `ohms local deploy --state FILE` saved (with
+    /// everything the other `ohms` commands did on it) instead of a new one.
+    #[arg(long)]
+    pub from: Option<PathBuf>,
 }
 
 pub fn run(args: Args) -> Result<()> {
@@ -56,7 +60,10 @@ pub fn run(args: Args) -> Result<()> {
     local_ic_gateway::serve(
         config,
         || {
-            let (state, canisters) = new_network(&args)?;
+            let (state, canisters) = match &args.from {
+                Some(saved) => saved_network(saved)?,
+                None => new_network(&args)?,
+            };
             std::fs::create_dir_all(&dir)?;
             std::fs::write(&ids_file, serde_json::to_vec_pretty(&canisters)?)
                 .with_context(|| format!("writing {}", ids_file.display()))?;
@@ -80,10 +87,10 @@ fn announce(started: &Started, args: &Args) {
     }
     println!("root key       {}", hex::encode(&started.root_key_der));
     println!(
-        "resumed {} with {} journal record(s) replayed in {:.2} s",
+        "network in {}: opened in {:.2} s ({} journal record(s) replayed)",
         args.dir.display(),
-        started.replayed,
-        started.open_seconds
+        started.open_seconds,
+        started.replayed
     );
     // The last line, which scripts wait for.
     println!("serving http://{}", started.address);
@@ -105,6 +112,17 @@ fn write_mappings(
     std::fs::write(&path, serde_json::to_vec_pretty(&suite)?)
         .with_context(|| format!("writing {}", path.display()))?;
     Ok(path)
+}
+
+/// A network `ohms local deploy` saved, with the names of its canisters.
+fn saved_network(path: &Path) -> Result<(NetworkState, BTreeMap<String, String>)> {
+    let saved = model::SavedNetwork::load(path)?;
+    let canisters = saved
+        .canisters
+        .iter()
+        .map(|(name, id)| (name.clone(), id.to_text()))
+        .collect();
+    Ok((saved.network, canisters))
 }
 
 /// A new network: the ICP ledger at its mainnet id (`ryjl3-tyaaa-aaaaa-aaaba-cai`, the third
