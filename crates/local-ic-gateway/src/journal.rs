@@ -82,8 +82,15 @@ fn journal_path(dir: &Path, generation: u64) -> PathBuf {
     dir.join(format!("journal-{generation}.log"))
 }
 
+/// The journal records after a snapshot, and how many of the file's bytes they take (anything
+/// after is a torn write).
+pub struct Replay {
+    pub records: Vec<Record>,
+    pub valid_bytes: u64,
+}
+
 /// Reads the saved network, if the folder has one: the snapshot and the journal after it.
-pub fn load(dir: &Path) -> Result<Option<(Snapshot, Vec<Record>)>> {
+pub fn load(dir: &Path) -> Result<Option<(Snapshot, Replay)>> {
     let path = dir.join(SNAPSHOT);
     if !path.exists() {
         return Ok(None);
@@ -95,14 +102,19 @@ pub fn load(dir: &Path) -> Result<Option<(Snapshot, Vec<Record>)>> {
     Ok(Some((snapshot, records)))
 }
 
-fn read_records(path: &Path) -> Result<Vec<Record>> {
+fn read_records(path: &Path) -> Result<Replay> {
     let mut bytes = Vec::new();
     match File::open(path) {
         Ok(mut file) => {
             file.read_to_end(&mut bytes)
                 .with_context(|| format!("reading {}", path.display()))?;
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(Replay {
+                records: Vec::new(),
+                valid_bytes: 0,
+            });
+        }
         Err(e) => return Err(e).with_context(|| format!("opening {}", path.display())),
     }
     let mut records = Vec::new();
@@ -121,7 +133,10 @@ fn read_records(path: &Path) -> Result<Vec<Record>> {
         records.push(record);
         at += 8 + len;
     }
-    Ok(records)
+    Ok(Replay {
+        records,
+        valid_bytes: at as u64,
+    })
 }
 
 impl Journal {
@@ -161,29 +176,27 @@ impl Journal {
         })
     }
 
-    /// Continues the journal of a loaded snapshot after its `records` replayed records.
-    pub fn reopen(dir: &Path, generation: u64, records: &[Record]) -> Result<Self> {
+    /// Continues the journal of a loaded snapshot once its records are replayed: a torn tail is
+    /// cut off (it was never acknowledged) and new records follow the valid ones. The valid
+    /// records are never rewritten, so a crash here loses nothing.
+    pub fn resume(dir: &Path, generation: u64, replay: &Replay) -> Result<Self> {
         let path = journal_path(dir, generation);
-        // Rewrite the valid records only, so a torn tail is not followed by new records.
-        let mut writer = BufWriter::new(
-            OpenOptions::new()
-                .create(true)
-                .write(true)
-                .truncate(true)
-                .open(&path)
-                .with_context(|| format!("opening {}", path.display()))?,
-        );
-        for record in records {
-            write_record(&mut writer, record)?;
-        }
-        writer.flush()?;
-        writer.get_ref().sync_all()?;
+        let file = OpenOptions::new()
+            .create(true)
+            .write(true)
+            .truncate(false)
+            .open(&path)
+            .with_context(|| format!("opening {}", path.display()))?;
+        file.set_len(replay.valid_bytes)?;
+        file.sync_all()?;
+        let mut writer = BufWriter::new(file);
+        std::io::Seek::seek(&mut writer, std::io::SeekFrom::End(0))?;
         Ok(Self {
             dir: dir.to_path_buf(),
             generation,
             writer,
             unsynced: 0,
-            records: records.len(),
+            records: replay.records.len(),
         })
     }
 
@@ -256,17 +269,18 @@ mod tests {
         file.write_all(&[40, 0, 0, 0, 1, 2]).unwrap();
         drop(file);
 
-        let (loaded, records) = load(&dir).unwrap().unwrap();
+        let (loaded, replay) = load(&dir).unwrap().unwrap();
         assert_eq!(loaded.generation, 4);
-        assert_eq!(records.len(), 3);
-        assert!(matches!(records[2], Record::Round { time_nanos: 3 }));
+        assert_eq!(replay.records.len(), 3);
+        assert!(matches!(replay.records[2], Record::Round { time_nanos: 3 }));
 
-        // Reopening drops the torn tail; new records follow the valid ones.
-        let mut journal = Journal::reopen(&dir, 4, &records).unwrap();
+        // Resuming drops the torn tail; new records follow the valid ones.
+        let mut journal = Journal::resume(&dir, 4, &replay).unwrap();
         journal.append(&Record::Round { time_nanos: 9 }).unwrap();
         journal.sync().unwrap();
-        let (_, records) = load(&dir).unwrap().unwrap();
-        assert_eq!(records.len(), 4);
+        let (_, replay) = load(&dir).unwrap().unwrap();
+        assert_eq!(replay.records.len(), 4);
+        assert!(matches!(replay.records[3], Record::Round { time_nanos: 9 }));
 
         // A new checkpoint starts an empty journal and removes the old one.
         let next = SnapshotRef {
@@ -275,8 +289,8 @@ mod tests {
             requests: &loaded.requests,
         };
         Journal::checkpoint(&dir, &next).unwrap();
-        let (_, records) = load(&dir).unwrap().unwrap();
-        assert!(records.is_empty());
+        let (_, replay) = load(&dir).unwrap().unwrap();
+        assert!(replay.records.is_empty());
         assert!(!journal_path(&dir, 4).exists());
         std::fs::remove_dir_all(&dir).unwrap();
     }
@@ -300,8 +314,8 @@ mod tests {
         let last = bytes.len() - 1;
         bytes[last] ^= 0xff;
         std::fs::write(&path, bytes).unwrap();
-        let (_, records) = load(&dir).unwrap().unwrap();
-        assert_eq!(records.len(), 1);
+        let (_, replay) = load(&dir).unwrap().unwrap();
+        assert_eq!(replay.records.len(), 1);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

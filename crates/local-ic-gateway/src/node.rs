@@ -63,23 +63,23 @@ impl Node {
     /// Opens the network saved in `dir`, or starts one there from `initial` (a fresh network
     /// with a random seed when there is none).
     pub fn open(dir: &Path, initial: impl FnOnce() -> Result<NetworkState>) -> Result<Opened> {
-        if let Some((snapshot, records)) = journal::load(dir)? {
+        if let Some((snapshot, replay)) = journal::load(dir)? {
             let keys = Arc::new(NetworkKeys::from_seed(snapshot.network.random_seed));
-            let mut node = Node {
-                ic: LocalIc::from_state(snapshot.network),
-                requests: snapshot.requests,
-                journal: Journal::reopen(dir, snapshot.generation, &[])?,
-                keys,
-                last_checkpoint: Instant::now(),
-            };
-            for record in &records {
-                node.apply(record)
+            let mut ic = LocalIc::from_state(snapshot.network);
+            let mut requests = snapshot.requests;
+            for record in &replay.records {
+                apply(&mut ic, &mut requests, record)
                     .with_context(|| format!("replaying the journal in {}", dir.display()))?;
             }
-            node.journal = Journal::reopen(dir, snapshot.generation, &records)?;
             return Ok(Opened {
-                node,
-                replayed: records.len(),
+                node: Node {
+                    ic,
+                    requests,
+                    journal: Journal::resume(dir, snapshot.generation, &replay)?,
+                    keys,
+                    last_checkpoint: Instant::now(),
+                },
+                replayed: replay.records.len(),
             });
         }
         let state = initial()?;
@@ -103,40 +103,6 @@ impl Node {
             },
             replayed: 0,
         })
-    }
-
-    /// Applies one journaled change (when replaying, exactly as it was applied live).
-    fn apply(&mut self, record: &Record) -> Result<()> {
-        match record {
-            Record::Round { time_nanos } => {
-                self.ic
-                    .set_time(UNIX_EPOCH + std::time::Duration::from_nanos(*time_nanos));
-                self.ic.tick();
-            }
-            Record::Submit {
-                time_nanos,
-                request_id,
-                entry,
-                method,
-                arg,
-            } => {
-                self.ic
-                    .set_time(UNIX_EPOCH + std::time::Duration::from_nanos(*time_nanos));
-                let message = self
-                    .ic
-                    .submit_call(entry.canister, entry.sender, method, arg.to_vec())
-                    .map_err(|reject| anyhow::anyhow!("{}", reject.reject_message))?;
-                if message.0 != entry.message {
-                    bail!(
-                        "the journal diverged: message {} replayed as {}",
-                        entry.message,
-                        message.0
-                    );
-                }
-                self.requests.insert(*request_id, entry.clone());
-            }
-        }
-        Ok(())
     }
 
     /// Moves the clock to the wall clock (it never moves back) and returns the network time.
@@ -272,4 +238,39 @@ impl Node {
         self.last_checkpoint = Instant::now();
         Ok(())
     }
+}
+
+/// Applies one journaled change, exactly as it was applied live.
+fn apply(
+    ic: &mut LocalIc,
+    requests: &mut BTreeMap<RequestId, RequestEntry>,
+    record: &Record,
+) -> Result<()> {
+    match record {
+        Record::Round { time_nanos } => {
+            ic.set_time(UNIX_EPOCH + std::time::Duration::from_nanos(*time_nanos));
+            ic.tick();
+        }
+        Record::Submit {
+            time_nanos,
+            request_id,
+            entry,
+            method,
+            arg,
+        } => {
+            ic.set_time(UNIX_EPOCH + std::time::Duration::from_nanos(*time_nanos));
+            let message = ic
+                .submit_call(entry.canister, entry.sender, method, arg.to_vec())
+                .map_err(|reject| anyhow::anyhow!("{}", reject.reject_message))?;
+            if message.0 != entry.message {
+                bail!(
+                    "the journal diverged: message {} replayed as {}",
+                    entry.message,
+                    message.0
+                );
+            }
+            requests.insert(*request_id, entry.clone());
+        }
+    }
+    Ok(())
 }
