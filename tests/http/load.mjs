@@ -9,6 +9,8 @@
 //   node tests/http/load.mjs URL hammer CANISTER ACKED_FILE  updates until the server dies; every
 //                                                            acknowledged one appended to ACKED_FILE
 //   node tests/http/load.mjs URL count CANISTER              the counter's value
+//   node tests/http/load.mjs URL inspect CANISTER            a call its canister_inspect_message
+//                                                            refuses: a non-replicated rejection
 import { appendFileSync, readFileSync } from 'node:fs';
 import { HttpAgent } from '@icp-sdk/core/agent';
 import { Ed25519KeyIdentity } from '@icp-sdk/core/identity';
@@ -141,6 +143,16 @@ if (mode === 'install') {
 } else if (mode === 'count') {
   const [heap, stable] = IDL.decode(counters, await query(Principal.fromText(rest[0]), 'counters', IDL.encode([], [])));
   console.log(`${heap} ${stable}`);
+} else if (mode === 'inspect') {
+  try {
+    await update(Principal.fromText(rest[0]), 'blocked_by_inspect', IDL.encode([], []));
+  } catch (error) {
+    const line = `${error.message}`.split('\n').find(l => /rejected the message/.test(l));
+    if (!line) throw error;
+    console.log(`refused before execution: ${line.trim()}`);
+    process.exit(0);
+  }
+  throw new Error('canister_inspect_message accepted blocked_by_inspect');
 } else {
   console.error('usage: see the header of load.mjs');
   process.exit(2);
