@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use candid::Principal;
-use local_ic::RejectResponse;
+use local_ic::{RejectCode, RejectResponse};
 use tokio::sync::oneshot;
 
 use crate::journal::RequestId;
@@ -55,6 +55,18 @@ pub enum Command {
         paths: Vec<Vec<Vec<u8>>>,
         reply: oneshot::Sender<Result<Vec<u8>, Refusal>>,
     },
+    /// An update call the HTTP gateway makes for a browser (`http_request_update`): submitted
+    /// like an ingress call, answered with its reply or reject once it completes.
+    UpdateHttp {
+        submission: Submission,
+        reply: oneshot::Sender<Result<Vec<u8>, RejectResponse>>,
+    },
+}
+
+struct HttpWaiter {
+    request_id: RequestId,
+    deadline: Instant,
+    reply: oneshot::Sender<Result<Vec<u8>, RejectResponse>>,
 }
 
 struct Waiter {
@@ -67,11 +79,14 @@ struct Waiter {
 pub fn run(mut node: Node, commands: Receiver<Command>) -> Result<()> {
     let mut waiters: Vec<Waiter> = Vec::new();
     let mut accepted: Vec<oneshot::Sender<CallOutcome>> = Vec::new();
+    let mut http_waiters: Vec<HttpWaiter> = Vec::new();
     loop {
-        let wait = if waiters.is_empty() && !node.busy() {
-            IDLE_POLL
-        } else {
+        // Waiting calls need rounds only while the network has work; one waiting for the clock
+        // (a timer, a deadline) is looked at again after the idle poll, not in a busy loop.
+        let wait = if node.busy() {
             Duration::ZERO
+        } else {
+            IDLE_POLL
         };
         let first = match commands.recv_timeout(wait) {
             Ok(command) => Some(command),
@@ -82,7 +97,13 @@ pub fn run(mut node: Node, commands: Receiver<Command>) -> Result<()> {
             .into_iter()
             .chain(std::iter::from_fn(|| commands.try_recv().ok()))
         {
-            handle(&mut node, command, &mut waiters, &mut accepted)?;
+            handle(
+                &mut node,
+                command,
+                &mut waiters,
+                &mut accepted,
+                &mut http_waiters,
+            )?;
         }
         node.round()?;
         // Nothing that depends on a change leaves before the change is durable.
@@ -107,6 +128,29 @@ pub fn run(mut node: Node, commands: Receiver<Command>) -> Result<()> {
             }
         }
         waiters = still_waiting;
+        let mut http_still_waiting = Vec::with_capacity(http_waiters.len());
+        for waiter in http_waiters.drain(..) {
+            let result = match node.request_status(&waiter.request_id) {
+                Some(RequestStatus::Replied(reply)) => Ok(reply),
+                Some(RequestStatus::Rejected(reject)) => Err(reject),
+                Some(RequestStatus::Done) => Err(RejectResponse::new(
+                    RejectCode::SysUnknown,
+                    "The call's result is no longer available",
+                )),
+                Some(RequestStatus::Processing) | None
+                    if now < waiter.deadline && !waiter.reply.is_closed() =>
+                {
+                    http_still_waiting.push(waiter);
+                    continue;
+                }
+                Some(RequestStatus::Processing) | None => Err(RejectResponse::new(
+                    RejectCode::SysTransient,
+                    "The update call did not complete in time",
+                )),
+            };
+            let _ = waiter.reply.send(result);
+        }
+        http_waiters = http_still_waiting;
         node.maybe_checkpoint(CHECKPOINT_RECORDS, CHECKPOINT_AGE)?;
     }
     node.checkpoint()
@@ -117,6 +161,7 @@ fn handle(
     command: Command,
     waiters: &mut Vec<Waiter>,
     accepted: &mut Vec<oneshot::Sender<CallOutcome>>,
+    http_waiters: &mut Vec<HttpWaiter>,
 ) -> Result<()> {
     match command {
         Command::Call {
@@ -154,6 +199,16 @@ fn handle(
             node.sync()?;
             let _ = reply.send(state_tree::read_state(node, target, sender, &paths));
         }
+        Command::UpdateHttp { submission, reply } => match node.submit(&submission)? {
+            Err(reject) => {
+                let _ = reply.send(Err(reject));
+            }
+            Ok(_) => http_waiters.push(HttpWaiter {
+                request_id: submission.request_id,
+                deadline: Instant::now() + SYNC_CALL_WAIT,
+                reply,
+            }),
+        },
     }
     Ok(())
 }

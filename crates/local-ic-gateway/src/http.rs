@@ -50,6 +50,8 @@ pub fn router(gateway: Gateway) -> Router {
         )
         .route("/api/v3/subnet/{id}/read_state", post(read_state_subnet))
         .route("/api/v2/subnet/{id}/read_state", post(read_state_subnet))
+        // Everything else: browsers on `<canister-id>.localhost` (see `browser`).
+        .fallback(crate::browser::serve)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(gateway)
 }

@@ -4,12 +4,16 @@
 //! every query signature.
 //!
 //! - [`http`]: the endpoints, request decoding and the clients' CBOR;
+//! - [`browser`]: browsers on `<canister-id>.localhost` (verified) and
+//!   `<canister-id>.raw.localhost` (raw), the canisters' `http_request` as the IC's HTTP
+//!   gateways serve it;
 //! - `ic_ingress` (its own crate): request ids, signatures, delegations, expiry;
 //! - [`state_tree`]: what `read_state` may reveal, and the certificates (`ic_certificate`);
 //! - [`executor`]: the one thread that owns the network;
 //! - [`node`] and [`journal`]: the network, its clock, and its persistence (snapshot plus a
 //!   write-ahead journal synced before every answer that depends on it).
 
+pub mod browser;
 pub mod executor;
 pub mod http;
 pub mod journal;

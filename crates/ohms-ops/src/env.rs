@@ -16,6 +16,13 @@ pub trait Env {
     fn cycle_balance(&self) -> u128;
     fn stable_memory_bytes(&self) -> u64;
     fn heap_memory_bytes(&self) -> u64;
+    /// `ic0.data_certificate`: the certificate of this canister's certified data, present in
+    /// a non-replicated query only.
+    fn data_certificate(&self) -> Option<Vec<u8>> {
+        None
+    }
+    /// `ic0.certified_data_set` (not in a query).
+    fn set_certified_data(&self, _data: &[u8]) {}
 }
 
 /// A borrowed environment is one too, so a guard can hold either.
@@ -43,6 +50,12 @@ impl<E: Env + ?Sized> Env for &E {
     }
     fn heap_memory_bytes(&self) -> u64 {
         (**self).heap_memory_bytes()
+    }
+    fn data_certificate(&self) -> Option<Vec<u8>> {
+        (**self).data_certificate()
+    }
+    fn set_certified_data(&self, data: &[u8]) {
+        (**self).set_certified_data(data)
     }
 }
 
@@ -106,6 +119,14 @@ impl Env for IcEnv {
 
     fn heap_memory_bytes(&self) -> u64 {
         heap_pages() * WASM_PAGE_BYTES
+    }
+
+    fn data_certificate(&self) -> Option<Vec<u8>> {
+        ic_cdk::api::data_certificate()
+    }
+
+    fn set_certified_data(&self, data: &[u8]) {
+        ic_cdk::api::certified_data_set(data)
     }
 }
 

@@ -17,6 +17,7 @@ pub fn init(env: &impl Env, canister: &str, args: InstallArgs) -> Result<(), Str
     validate_siblings(env, canister, &init.siblings)?;
     access::install_admins(env, &init.admins);
     register_siblings(env, "install", init.siblings);
+    crate::metrics::certify_skipping(env);
     audit::record(env, "install", "installed");
     Ok(())
 }
@@ -37,6 +38,7 @@ pub fn post_upgrade(
         validate_siblings(env, canister, &siblings)?;
         register_siblings(env, "upgrade", siblings);
     }
+    crate::metrics::certify_skipping(env);
     audit::record(env, "upgrade", "upgraded");
     Ok(())
 }

@@ -1,4 +1,10 @@
 //! `http_request`: `/metrics` in Prometheus text format; every other path is 404.
+//!
+//! The figures change with every message, so no response is certified: the canister certifies
+//! instead that it skips certification (response verification v2: its certified data commits
+//! to `http_expr/<*>` with the skip expression, and every response carries the
+//! `IC-Certificate` header proving it), and the IC's HTTP gateways serve it on the canister's
+//! verified domain.
 
 use ic_metrics_encoder::MetricsEncoder;
 use ohms_types::{HttpRequest, HttpResponse};
@@ -17,7 +23,7 @@ pub fn http_request(
     domain: Option<DomainMetrics>,
 ) -> HttpResponse {
     let path = request.url.split(['?', '#']).next().unwrap_or_default();
-    match path {
+    let mut response = match path {
         "/metrics" => match encode(env, canister, domain) {
             Ok(body) => response(200, "text/plain; version=0.0.4; charset=utf-8", body),
             Err(err) => response(
@@ -31,7 +37,18 @@ pub fn http_request(
             "text/plain; charset=utf-8",
             format!("{path} not found; try /metrics").into_bytes(),
         ),
+    };
+    if let Some(certificate) = env.data_certificate() {
+        let mut skipped = ic_http_certification::HttpResponse::builder().build();
+        ic_http_certification::utils::add_skip_certification_header(certificate, &mut skipped);
+        response.headers.extend(skipped.headers().iter().cloned());
     }
+    response
+}
+
+/// Sets the certified data `http_request`'s certificates prove (at install and upgrade).
+pub fn certify_skipping(env: &impl Env) {
+    env.set_certified_data(&ic_http_certification::utils::skip_certification_certified_data());
 }
 
 fn encode(
@@ -138,6 +155,72 @@ mod tests {
             assert!(body.contains(line), "missing {line:?} in\n{body}");
         }
         assert!(body.contains("# TYPE cycle_balance gauge"));
+    }
+
+    /// The test environment, in a query that has a data certificate; records certified data.
+    struct Certified {
+        env: TestEnv,
+        certified_data: std::cell::RefCell<Vec<u8>>,
+    }
+
+    impl Env for Certified {
+        fn caller(&self) -> candid::Principal {
+            self.env.caller()
+        }
+        fn canister_id(&self) -> candid::Principal {
+            self.env.canister_id()
+        }
+        fn now_nanos(&self) -> u64 {
+            self.env.now_nanos()
+        }
+        fn is_controller(&self, principal: &candid::Principal) -> bool {
+            self.env.is_controller(principal)
+        }
+        fn canister_version(&self) -> u64 {
+            self.env.canister_version()
+        }
+        fn cycle_balance(&self) -> u128 {
+            self.env.cycle_balance()
+        }
+        fn stable_memory_bytes(&self) -> u64 {
+            self.env.stable_memory_bytes()
+        }
+        fn heap_memory_bytes(&self) -> u64 {
+            self.env.heap_memory_bytes()
+        }
+        fn data_certificate(&self) -> Option<Vec<u8>> {
+            Some(b"certificate".to_vec())
+        }
+        fn set_certified_data(&self, data: &[u8]) {
+            *self.certified_data.borrow_mut() = data.to_vec();
+        }
+    }
+
+    #[test]
+    fn responses_certify_that_they_skip_certification() {
+        let env = Certified {
+            env: TestEnv::new(),
+            certified_data: Default::default(),
+        };
+        certify_skipping(&env);
+        assert_eq!(
+            env.certified_data.borrow().as_slice(),
+            ic_http_certification::utils::skip_certification_certified_data().as_slice()
+        );
+        for url in ["/metrics", "/elsewhere"] {
+            let response = http_request(&env, "agent", &get(url), None);
+            let certificate = header(&response, "IC-Certificate").expect("IC-Certificate");
+            // The certificate, the skip tree and the wildcard expression path, version 2.
+            assert!(certificate.starts_with("certificate=:Y2VydGlmaWNhdGU=:, tree=:"));
+            assert!(certificate.ends_with(", version=2"), "{certificate}");
+            assert_eq!(
+                header(&response, "IC-CertificateExpression"),
+                Some("default_certification(ValidationArgs{no_certification:Empty{}})")
+            );
+        }
+        // Without a data certificate (a replicated call), no header.
+        let response = http_request(&TestEnv::new(), "agent", &get("/metrics"), None);
+        assert_eq!(header(&response, "IC-Certificate"), None);
     }
 
     #[test]
