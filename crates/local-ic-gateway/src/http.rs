@@ -19,9 +19,10 @@ use tokio::sync::oneshot;
 
 use crate::executor::{CallOutcome, Command};
 use crate::keys::NetworkKeys;
+use crate::management;
 use crate::node::{Submission, wall_clock_nanos};
 use crate::refusal::{Refusal, refuse};
-use crate::state_tree::{self, ReadStateTarget, is_management, management_effective_id};
+use crate::state_tree::{self, ReadStateTarget, is_management};
 
 /// The largest request body accepted (the IC's ingress limit is 2 MiB of payload; the
 /// envelope adds signatures and delegations).
@@ -127,7 +128,7 @@ fn addressed(validated: &Validated, effective: Principal) -> Result<&CallContent
         Content::ReadState(_) => return Err(refuse(400, "Expected a call or query request")),
     };
     if is_management(&content.canister_id) {
-        if let Some(target) = management_effective_id(&content.method_name, &content.arg)
+        if let Some(target) = management::effective_canister_id(&content.method_name, &content.arg)?
             && target != effective
         {
             return Err(refuse(

@@ -14,7 +14,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use candid::Principal;
 use local_ic::NetworkState;
 use serde::{Deserialize, Serialize};
@@ -121,17 +121,29 @@ fn read_records(path: &Path) -> Result<Replay> {
     let mut at = 0;
     while let Some(header) = bytes.get(at..at + 8) {
         let len = u32::from_le_bytes(header[..4].try_into().expect("4 bytes")) as usize;
-        let Some(payload) = bytes.get(at + 8..at + 8 + len) else {
+        let end = at + 8 + len;
+        // A frame cut short by a crash can only be the last one.
+        let Some(payload) = bytes.get(at + 8..end) else {
             break;
         };
         if Sha256::digest(payload)[..4] != header[4..8] {
-            break;
+            if end == bytes.len() {
+                break;
+            }
+            // Acknowledged records follow: never cut them off.
+            bail!(
+                "{} is corrupt at byte {at}: a record's checksum does not match and more records follow",
+                path.display()
+            );
         }
-        let Ok(record) = ciborium::from_reader::<Record, _>(payload) else {
-            break;
-        };
+        let record = ciborium::from_reader::<Record, _>(payload).with_context(|| {
+            format!(
+                "{}: the record at byte {at} is intact but unreadable (written by another version?)",
+                path.display()
+            )
+        })?;
         records.push(record);
-        at += 8 + len;
+        at = end;
     }
     Ok(Replay {
         records,
@@ -296,7 +308,7 @@ mod tests {
     }
 
     #[test]
-    fn a_corrupted_record_ends_the_replay() {
+    fn only_a_damaged_last_record_is_dropped() {
         let dir = temp_dir("corrupt");
         let network = NetworkState::new([1; 32]);
         let requests = BTreeMap::new();
@@ -316,6 +328,13 @@ mod tests {
         std::fs::write(&path, bytes).unwrap();
         let (_, replay) = load(&dir).unwrap().unwrap();
         assert_eq!(replay.records.len(), 1);
+
+        // A damaged record with records after it is an error, not a tail to cut off.
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes[10] ^= 0xff;
+        std::fs::write(&path, bytes).unwrap();
+        let error = load(&dir).err().expect("a corrupt journal is refused");
+        assert!(format!("{error:#}").contains("corrupt"), "{error:#}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -18,6 +18,7 @@ pub mod executor;
 pub mod http;
 pub mod journal;
 pub mod keys;
+pub mod management;
 pub mod node;
 pub mod refusal;
 pub mod state_tree;
@@ -73,14 +74,21 @@ pub fn serve(
 
     let (commands, receiver) = std::sync::mpsc::channel();
     let node = opened.node;
+    // If the network thread stops (a journal write failed), the server stops with it rather
+    // than answer 503 to everything.
+    let (stopped, network_stopped) = tokio::sync::oneshot::channel::<()>();
     let executor = std::thread::Builder::new()
         .name("local-ic-network".into())
-        .spawn(move || executor::run(node, receiver))
+        .spawn(move || {
+            let result = executor::run(node, receiver);
+            let _ = stopped.send(());
+            result
+        })
         .context("starting the network thread")?;
     let app = http::router(Gateway { commands, keys });
     runtime.block_on(async move {
         axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown_signal())
+            .with_graceful_shutdown(shutdown_signal(network_stopped))
             .await
     })?;
     // The router (and with it every command sender) is gone: the executor drains and saves.
@@ -90,7 +98,8 @@ pub fn serve(
         .map_err(|_| anyhow::anyhow!("the network thread panicked"))?
 }
 
-async fn shutdown_signal() {
+/// Ctrl-C, SIGTERM, or the network thread's end.
+async fn shutdown_signal(network_stopped: tokio::sync::oneshot::Receiver<()>) {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
@@ -100,8 +109,12 @@ async fn shutdown_signal() {
         tokio::select! {
             _ = ctrl_c => {}
             _ = terminate.recv() => {}
+            _ = network_stopped => {}
         }
     }
     #[cfg(not(unix))]
-    let _ = ctrl_c.await;
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = network_stopped => {}
+    }
 }

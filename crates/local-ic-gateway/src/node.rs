@@ -167,7 +167,7 @@ impl Node {
         }
         self.journal.append(&Record::Round { time_nanos })?;
         self.ic.tick();
-        self.forget_expired_requests();
+        forget_expired(&mut self.requests, time_nanos);
         Ok(true)
     }
 
@@ -190,12 +190,6 @@ impl Node {
             },
             Some(IngressStatus::Done { .. }) | None => RequestStatus::Done,
         })
-    }
-
-    fn forget_expired_requests(&mut self) {
-        let now = self.time_nanos();
-        self.requests
-            .retain(|_, e| e.ingress_expiry.saturating_add(REQUEST_RETENTION_NANOS) > now);
     }
 
     /// Runs a query at the current time; nothing it changes persists.
@@ -250,6 +244,7 @@ fn apply(
         Record::Round { time_nanos } => {
             ic.set_time(UNIX_EPOCH + std::time::Duration::from_nanos(*time_nanos));
             ic.tick();
+            forget_expired(requests, *time_nanos);
         }
         Record::Submit {
             time_nanos,
@@ -273,4 +268,10 @@ fn apply(
         }
     }
     Ok(())
+}
+
+/// Forgets the request ids whose retention after their expiry has passed (part of a round, live
+/// and in replay alike).
+fn forget_expired(requests: &mut BTreeMap<RequestId, RequestEntry>, now: u64) {
+    requests.retain(|_, e| e.ingress_expiry.saturating_add(REQUEST_RETENTION_NANOS) > now);
 }

@@ -327,21 +327,6 @@ fn insert_module_hash(tree: &mut StateTree, state: &CanisterState) {
     }
 }
 
-/// The effective canister id a management canister call must be sent to: the `canister_id`
-/// its argument names (`None` for methods that name none, such as creating a canister).
-pub fn management_effective_id(method: &str, arg: &[u8]) -> Option<Principal> {
-    #[derive(candid::Deserialize, candid::CandidType)]
-    struct Target {
-        canister_id: Principal,
-    }
-    if method.starts_with("provisional_create_canister") || method == "create_canister" {
-        return None;
-    }
-    candid::decode_args::<(Target,)>(arg)
-        .ok()
-        .map(|(t,)| t.canister_id)
-}
-
 pub fn is_management(canister: &Principal) -> bool {
     *canister == MANAGEMENT_CANISTER
 }

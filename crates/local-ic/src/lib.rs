@@ -56,7 +56,7 @@ pub use cycles::Fees;
 pub use fault::Fault;
 pub use ids::{MANAGEMENT_CANISTER, canister_id_from_index};
 pub use local_ic::{LocalIc, MAX_AWAIT_ROUNDS, MessageId};
-pub use management::DEFAULT_PROVISIONAL_CYCLES;
+pub use management::{DEFAULT_PROVISIONAL_CYCLES, payload_decoder_config};
 pub use network::{GENESIS_NANOS, IngressStatus, InstructionLimits, NetworkState};
 pub use reject::{RejectCode, RejectResponse, error_codes};
 pub use stable_memory::{MAX_STABLE_PAGES, PAGE_SIZE as WASM_PAGE_SIZE};

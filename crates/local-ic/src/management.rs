@@ -2,8 +2,9 @@
 //! settings, status, cycles and randomness. Reached by canisters through inter-canister calls
 //! and by the test API directly; only controllers may manage a canister.
 
+use candid::de::DecoderConfig;
 use candid::utils::ArgumentEncoder;
-use candid::{CandidType, Decode, Nat, Principal};
+use candid::{CandidType, Nat, Principal};
 use ic_management_canister_types::{
     CanisterIdRecord, CanisterInstallMode, CanisterSettings, CanisterStatusResult,
     CanisterStatusType, ChunkHash, CreateCanisterArgs, CreateCanisterResult,
@@ -42,8 +43,20 @@ fn bad_payload(method: &str, e: impl std::fmt::Display) -> RejectResponse {
     )
 }
 
+/// The bounds on decoding a management canister argument: skipping unknown data (extra fields,
+/// extra arguments) is capped small, as the replica caps it, and decoding at what the largest
+/// payload needs, so a crafted argument (a `vec null` of 2^62 elements) is refused at once.
+pub fn payload_decoder_config() -> DecoderConfig {
+    let mut config = DecoderConfig::new();
+    config
+        .set_skipping_quota(10_000)
+        .set_decoding_quota(1 << 30);
+    config
+}
+
 fn decode<T: CandidType + DeserializeOwned>(method: &str, arg: &[u8]) -> Result<T, RejectResponse> {
-    Decode!(arg, T).map_err(|e| bad_payload(method, e))
+    candid::utils::decode_one_with_config(arg, &payload_decoder_config())
+        .map_err(|e| bad_payload(method, e))
 }
 
 fn encode<T: ArgumentEncoder>(value: T) -> Vec<u8> {

@@ -51,6 +51,13 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> Result<()> {
+    if !args.listen.ip().is_loopback() {
+        eprintln!(
+            "warning: serving on {}, beyond this machine: a local network's keys come from a \
+             public seed, so anyone can forge its certificates; it is for development only",
+            args.listen
+        );
+    }
     let ids_file = args.dir.join("canister_ids.json");
     let config = ServeConfig {
         dir: args.dir.clone(),
