@@ -112,13 +112,29 @@ async fn status(State(gateway): State<Gateway>) -> Response {
     )
 }
 
-fn validate(
-    body: &[u8],
+/// Requests validated at once: decoding a hostile 4 MiB CBOR body can take a few hundred MB,
+/// so the number in flight is bounded; validation (CBOR, hashing, signatures) runs on the
+/// blocking pool, so the async workers keep serving.
+const MAX_VALIDATIONS_IN_FLIGHT: usize = 8;
+static VALIDATIONS: tokio::sync::Semaphore =
+    tokio::sync::Semaphore::const_new(MAX_VALIDATIONS_IN_FLIGHT);
+
+async fn validate(
+    body: &Bytes,
     expected: RequestType,
     effective: Option<Principal>,
 ) -> Result<Validated, Refusal> {
-    ic_ingress::validate(body, expected, effective, wall_clock_nanos())
-        .map_err(|e| refuse(e.http_status(), e.to_string()))
+    let _permit = VALIDATIONS
+        .acquire()
+        .await
+        .map_err(|_| refuse(503, "The network is shutting down"))?;
+    let body = body.clone();
+    tokio::task::spawn_blocking(move || {
+        ic_ingress::validate(&body, expected, effective, wall_clock_nanos())
+            .map_err(|e| refuse(e.http_status(), e.to_string()))
+    })
+    .await
+    .map_err(|_| refuse(500, "Validating the request failed"))?
 }
 
 /// Checks that a call or query is addressed consistently with its URL, and returns the call.
@@ -191,7 +207,7 @@ async fn call(gateway: Gateway, id: String, body: Bytes, sync: bool) -> Response
         Ok(p) => p,
         Err(refusal) => return refusal.into_response(),
     };
-    let validated = match validate(&body, RequestType::Call, Some(effective)) {
+    let validated = match validate(&body, RequestType::Call, Some(effective)).await {
         Ok(v) => v,
         Err(refusal) => return refusal.into_response(),
     };
@@ -246,7 +262,7 @@ async fn query(State(gateway): State<Gateway>, Path(id): Path<String>, body: Byt
         Ok(p) => p,
         Err(refusal) => return refusal.into_response(),
     };
-    let validated = match validate(&body, RequestType::Query, Some(effective)) {
+    let validated = match validate(&body, RequestType::Query, Some(effective)).await {
         Ok(v) => v,
         Err(refusal) => return refusal.into_response(),
     };
@@ -332,7 +348,7 @@ async fn read_state(gateway: Gateway, target: ReadStateTarget, body: Bytes) -> R
         ReadStateTarget::Canister(id) => Some(id),
         ReadStateTarget::Subnet(_) => None,
     };
-    let validated = match validate(&body, RequestType::ReadState, effective) {
+    let validated = match validate(&body, RequestType::ReadState, effective).await {
         Ok(v) => v,
         Err(refusal) => return refusal.into_response(),
     };
