@@ -137,6 +137,19 @@ async fn validate(
     .map_err(|_| refuse(500, "Validating the request failed"))?
 }
 
+/// The effective canister id the URL names and the call or query sent to it, validated and
+/// checked to be addressed consistently with the URL.
+async fn addressed_request(
+    id: &str,
+    body: &Bytes,
+    expected: RequestType,
+) -> Result<(Principal, Validated), Refusal> {
+    let effective = parse_principal(id, "effective canister id")?;
+    let validated = validate(body, expected, Some(effective)).await?;
+    addressed(&validated, effective)?;
+    Ok((effective, validated))
+}
+
 /// Checks that a call or query is addressed consistently with its URL, and returns the call.
 fn addressed(validated: &Validated, effective: Principal) -> Result<&CallContent, Refusal> {
     let content = match &validated.content {
@@ -203,17 +216,12 @@ fn reject_entries(reject: &RejectResponse) -> Vec<(&'static str, Value)> {
 }
 
 async fn call(gateway: Gateway, id: String, body: Bytes, sync: bool) -> Response {
-    let effective = match parse_principal(&id, "effective canister id") {
-        Ok(p) => p,
+    let (effective, validated) = match addressed_request(&id, &body, RequestType::Call).await {
+        Ok(request) => request,
         Err(refusal) => return refusal.into_response(),
     };
-    let validated = match validate(&body, RequestType::Call, Some(effective)).await {
-        Ok(v) => v,
-        Err(refusal) => return refusal.into_response(),
-    };
-    let content = match addressed(&validated, effective) {
-        Ok(c) => c,
-        Err(refusal) => return refusal.into_response(),
+    let Content::Call(content) = &validated.content else {
+        return error(400, "Expected a call request");
     };
     let (reply, answer) = oneshot::channel();
     let submission = Submission {
@@ -258,17 +266,12 @@ async fn call(gateway: Gateway, id: String, body: Bytes, sync: bool) -> Response
 }
 
 async fn query(State(gateway): State<Gateway>, Path(id): Path<String>, body: Bytes) -> Response {
-    let effective = match parse_principal(&id, "effective canister id") {
-        Ok(p) => p,
+    let (_, validated) = match addressed_request(&id, &body, RequestType::Query).await {
+        Ok(request) => request,
         Err(refusal) => return refusal.into_response(),
     };
-    let validated = match validate(&body, RequestType::Query, Some(effective)).await {
-        Ok(v) => v,
-        Err(refusal) => return refusal.into_response(),
-    };
-    let content = match addressed(&validated, effective) {
-        Ok(c) => c,
-        Err(refusal) => return refusal.into_response(),
+    let Content::Query(content) = &validated.content else {
+        return error(400, "Expected a query request");
     };
     let (reply, answer) = oneshot::channel();
     if gateway
