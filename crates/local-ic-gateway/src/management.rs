@@ -2,7 +2,7 @@
 //! effective canister id, which the URL must name), as the replica decides it.
 
 use candid::Principal;
-use local_ic::payload_decoder_config;
+use candid::de::DecoderConfig;
 
 use crate::refusal::{Refusal, refuse};
 
@@ -26,6 +26,17 @@ const BY_CANISTER_ID: [&str; 17] = [
     "delete_canister_snapshot",
     "canister_metadata",
 ];
+
+/// Bounds on reading the canister out of an argument. Only that field is decoded, so the rest
+/// (a module of up to the 4 MiB body) is skipped: skipping may cost what the largest legitimate
+/// body costs, and no more (a `vec null` of 2^62 elements is refused at once).
+fn decoder_config() -> DecoderConfig {
+    let mut config = DecoderConfig::new();
+    config
+        .set_skipping_quota(1 << 24)
+        .set_decoding_quota(1 << 30);
+    config
+}
 
 /// The canister a management call from ingress acts on: `None` for creating one (any canister
 /// id of the subnet may be the URL's), the argument's canister for the rest. Methods only
@@ -51,14 +62,12 @@ pub fn effective_canister_id(method: &str, arg: &[u8]) -> Result<Option<Principa
     }
     if method == "install_chunked_code" {
         let target: ByTargetCanister =
-            candid::utils::decode_one_with_config(arg, &payload_decoder_config())
-                .map_err(undecodable)?;
+            candid::utils::decode_one_with_config(arg, &decoder_config()).map_err(undecodable)?;
         return Ok(Some(target.target_canister));
     }
     if BY_CANISTER_ID.contains(&method) {
         let target: ByCanisterId =
-            candid::utils::decode_one_with_config(arg, &payload_decoder_config())
-                .map_err(undecodable)?;
+            candid::utils::decode_one_with_config(arg, &decoder_config()).map_err(undecodable)?;
         return Ok(Some(target.canister_id));
     }
     Err(refuse(
@@ -81,6 +90,36 @@ mod tests {
     struct Chunked {
         target_canister: Principal,
         wasm_module_hash: Vec<u8>,
+    }
+
+    #[derive(CandidType)]
+    struct Install {
+        mode: Mode,
+        canister_id: Principal,
+        wasm_module: serde_bytes::ByteBuf,
+        arg: serde_bytes::ByteBuf,
+    }
+
+    #[derive(CandidType)]
+    #[allow(non_camel_case_types)]
+    enum Mode {
+        install,
+    }
+
+    #[test]
+    fn a_module_of_the_largest_body_is_read_past() {
+        let id = Principal::from_text("rwlgt-iiaaa-aaaaa-aaaaa-cai").unwrap();
+        let install = Encode!(&Install {
+            mode: Mode::install,
+            canister_id: id,
+            wasm_module: serde_bytes::ByteBuf::from(vec![7; crate::http::MAX_BODY_BYTES]),
+            arg: serde_bytes::ByteBuf::new(),
+        })
+        .unwrap();
+        assert_eq!(
+            effective_canister_id("install_code", &install),
+            Ok(Some(id))
+        );
     }
 
     #[test]
@@ -133,8 +172,8 @@ mod tests {
 
     #[test]
     fn skipping_unknown_data_is_bounded() {
-        // `record { canister_id; extra : vec null }` with a million nulls: a well-formed
-        // argument, but skipping its unknown field costs far more than the replica allows.
+        // `record { canister_id; extra : vec null }` with 2^24 nulls: a well-formed argument
+        // whose unknown field costs more to skip than any legitimate body.
         let mut arg = b"DIDL".to_vec();
         // Type table: 2 types. 0: record { canister_id (hash) : principal; extra : 1 }, 1: vec null.
         arg.extend([2u8, 0x6c, 2]);
@@ -166,7 +205,7 @@ mod tests {
         let id = Principal::from_text("rwlgt-iiaaa-aaaaa-aaaaa-cai").unwrap();
         let mut principal = vec![1, id.as_slice().len() as u8];
         principal.extend_from_slice(id.as_slice());
-        let huge_vec = [0x80, 0x80, 0x40]; // 2^20 nulls (no bytes each)
+        let huge_vec = [0x80, 0x80, 0x80, 0x08]; // 2^24 nulls (no bytes each)
         for (_, ty) in [first, second] {
             if ty == 0x68 {
                 arg.extend(&principal);
@@ -178,7 +217,7 @@ mod tests {
         struct Probe {
             canister_id: Principal,
         }
-        // Without bounds it decodes (after skipping a million values)…
+        // Without bounds it decodes (after skipping 16 million values)…
         assert_eq!(candid::decode_one::<Probe>(&arg).unwrap().canister_id, id);
         // …with the replica's, it is refused.
         let refusal = effective_canister_id("canister_status", &arg).unwrap_err();
