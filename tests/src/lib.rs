@@ -32,12 +32,7 @@ pub const CANISTERS: [&str; 5] = [
 /// Cycles every test canister starts with.
 pub const INITIAL_CYCLES: u128 = 100_000_000_000_000;
 
-/// The folder `scripts/build` writes to (`OHMS_WASM_DIR` overrides it).
-pub fn wasm_dir() -> PathBuf {
-    std::env::var_os("OHMS_WASM_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../wasm"))
-}
+pub use ic_test_env::wasm_dir;
 
 /// The built wasm of a canister (`model_repo`) or test canister (`fixtures/relay`).
 pub fn wasm(name: &str) -> Vec<u8> {

@@ -79,10 +79,7 @@ impl State {
     }
 
     pub fn update_config<R>(&mut self, f: impl FnOnce(&mut Config) -> R) -> R {
-        let mut config = self.config();
-        let result = f(&mut config);
-        self.config.set(Cbor(config));
-        result
+        ohms_ops::update_cell(&mut self.config, f)
     }
 
     pub fn canister_of(&self, owner: &Principal) -> Option<AgentCanisterRecord> {

@@ -2,7 +2,32 @@
 //! PocketIC (feature `pocket-ic`, used when `POCKET_IC_BIN` is set). Integration tests written
 //! against [`TestEnv`] run unchanged on both.
 
+use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
+
+/// The folder `scripts/build` writes the wasm files to (`$OHMS_WASM_DIR` overrides it).
+pub fn wasm_dir() -> PathBuf {
+    std::env::var_os("OHMS_WASM_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../wasm"))
+}
+
+/// A test canister `scripts/build` wrote to `wasm/fixtures/<name>.wasm`, or `None` (with a
+/// notice) when it has not been built; on CI (`CI=true`) a missing fixture fails the test.
+pub fn fixture_wasm(name: &str) -> Option<Vec<u8>> {
+    let path = wasm_dir().join("fixtures").join(format!("{name}.wasm"));
+    match std::fs::read(&path) {
+        Ok(bytes) => Some(bytes),
+        Err(e) if std::env::var("CI").as_deref() != Ok("true") => {
+            eprintln!(
+                "skipping: {} is missing ({e}); run scripts/build",
+                path.display()
+            );
+            None
+        }
+        Err(e) => panic!("{} is missing: {e}; run scripts/build", path.display()),
+    }
+}
 
 use candid::utils::{ArgumentDecoder, ArgumentEncoder};
 use candid::{CandidType, Principal};

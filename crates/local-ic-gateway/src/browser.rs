@@ -692,25 +692,6 @@ mod tests {
         assert_eq!(passed_on(302, &headers, vec![], None).unwrap().1, headers);
     }
 
-    fn fixture(name: &str) -> Option<Vec<u8>> {
-        let dir = std::env::var_os("OHMS_WASM_DIR").map_or_else(
-            || std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../wasm"),
-            std::path::PathBuf::from,
-        );
-        let path = dir.join("fixtures").join(name);
-        match std::fs::read(&path) {
-            Ok(bytes) => Some(bytes),
-            Err(e) if std::env::var("CI").as_deref() != Ok("true") => {
-                eprintln!(
-                    "skipping: {} is missing ({e}); run scripts/build",
-                    path.display()
-                );
-                None
-            }
-            Err(e) => panic!("{} is missing: {e}", path.display()),
-        }
-    }
-
     /// One HTTP/1.1 request over a fresh connection; the whole response as text.
     fn get(address: std::net::SocketAddr, host: &str, path: &str) -> String {
         use std::io::{Read, Write};
@@ -727,9 +708,10 @@ mod tests {
 
     #[test]
     fn a_served_network_answers_browsers_and_update_calls() {
-        let (Some(probe_wasm), Some(state_wasm)) =
-            (fixture("ops_probe.wasm"), fixture("fixture_state.wasm"))
-        else {
+        let (Some(probe_wasm), Some(state_wasm)) = (
+            ic_test_env::fixture_wasm("ops_probe"),
+            ic_test_env::fixture_wasm("fixture_state"),
+        ) else {
             return;
         };
         let dir = std::env::temp_dir().join(format!("gateway-browser-{}", std::process::id()));

@@ -9,24 +9,6 @@ use local_ic::{LocalIc, NetworkState};
 use local_ic_gateway::node::{Node, RequestStatus, Submission, wall_clock_nanos};
 use local_ic_gateway::state_tree::{ReadStateTarget, call_certificate, read_state};
 
-fn fixture_state_wasm() -> Option<Vec<u8>> {
-    let dir = std::env::var_os("OHMS_WASM_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../wasm"));
-    let path = dir.join("fixtures/fixture_state.wasm");
-    match std::fs::read(&path) {
-        Ok(bytes) => Some(bytes),
-        Err(e) if std::env::var("CI").as_deref() != Ok("true") => {
-            eprintln!(
-                "skipping: {} is missing ({e}); run scripts/build",
-                path.display()
-            );
-            None
-        }
-        Err(e) => panic!("{} is missing: {e}", path.display()),
-    }
-}
-
 /// A module with a public and a private metadata section, as `ic-wasm metadata` writes them.
 fn module_with_metadata() -> Vec<u8> {
     let mut wasm = b"\0asm\x01\0\0\0".to_vec();
@@ -61,7 +43,7 @@ fn bob() -> Principal {
 }
 
 fn open(name: &str) -> Option<(Node, Setup)> {
-    let wasm = fixture_state_wasm()?;
+    let wasm = ic_test_env::fixture_wasm("fixture_state")?;
     let dir = std::env::temp_dir().join(format!("gateway-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let mut ids = (Principal::anonymous(), Principal::anonymous());

@@ -29,7 +29,7 @@ pub mod storable;
 pub use access::UserUpdate;
 pub use env::{Env, IcEnv};
 pub use lock::CallerLock;
-pub use storable::Cbor;
+pub use storable::{Cbor, update_cell};
 
 #[cfg(any(test, feature = "test-env"))]
 pub mod test_env;

@@ -52,9 +52,7 @@ impl OpsState {
     }
 
     pub fn update_config(&mut self, change: impl FnOnce(&mut OpsConfig)) {
-        let mut config = self.config().clone();
-        change(&mut config);
-        self.config.set(Cbor(config));
+        crate::storable::update_cell(&mut self.config, change)
     }
 }
 

@@ -2,8 +2,8 @@
 
 use std::borrow::Cow;
 
-use ic_stable_structures::Storable;
 use ic_stable_structures::storable::Bound;
+use ic_stable_structures::{Memory, StableCell, Storable};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -30,6 +30,21 @@ impl<T: Serialize + DeserializeOwned> Storable for Cbor<T> {
                 .unwrap_or_else(|err| panic!("corrupt CBOR value in stable memory: {err}")),
         )
     }
+}
+
+/// Changes a value a stable cell keeps whole (a configuration): read, change, write back.
+pub fn update_cell<T, M, R>(
+    cell: &mut StableCell<Cbor<T>, M>,
+    change: impl FnOnce(&mut T) -> R,
+) -> R
+where
+    T: Serialize + DeserializeOwned + Clone,
+    M: Memory,
+{
+    let mut value = cell.get().0.clone();
+    let result = change(&mut value);
+    cell.set(Cbor(value));
+    result
 }
 
 fn encode<T: Serialize>(value: &T) -> Vec<u8> {
